@@ -99,18 +99,18 @@ class SpinSum(ExprWithLimits):
 
     def doit(self, **hints):
         f = expand_sums(self.function) if hints.get("deep", True) else self.function
-        (_, lo, hi), = self.limits
+        ((_, lo, hi),) = self.limits
         if not (lo.is_Integer and hi.is_Integer):
             return self.func(f, *self.limits)
         sites = range(int(lo), int(hi) + 1)
         x = SYMBOLS.x
         terms = []
         for values in itertools.product((1, -1), repeat=len(sites)):
-            terms.append(f.xreplace({x[site]: v for site, v in zip(sites, values)}))
+            terms.append(f.xreplace({x[site]: v for site, v in zip(sites, values, strict=True)}))
         return sp.Add(*terms)
 
     def _latex(self, printer, exp=None):
-        (_, lo, hi), = self.limits
+        ((_, lo, hi),) = self.limits
         text = r"\sum_{x_{%s}, \ldots, x_{%s} = \pm 1} %s" % (
             printer._print(lo),
             printer._print(hi),
@@ -364,9 +364,9 @@ class Derivation:
 
     def at(self, N: int, site: int) -> Derivation:
         """The derivation for a concrete system size and site, every sum expanded."""
-        if not (isinstance(N, int) and N >= 1):
+        if isinstance(N, bool) or not (isinstance(N, int) and N >= 1):
             raise ArnnGenError(f"N must be a positive integer, got {N!r}")
-        if not (isinstance(site, int) and 0 <= site < N):
+        if isinstance(site, bool) or not (isinstance(site, int) and 0 <= site < N):
             raise ArnnGenError(f"site must be an integer in [0, {N - 1}], got {site!r}")
         values = {SYMBOLS.N: N, SYMBOLS.i: site}
 
@@ -398,8 +398,7 @@ class Derivation:
         lines = [
             f"{latex(p)} = {latex(compact)}",
             f"{latex(S.phi[i, l])} = {latex(self.cavity_field)}",
-            r"\rho^{\pm}_{%s} = %s"
-            % (latex(i), latex(self._rho(sign=sp.Symbol(r"\pm")))),
+            r"\rho^{\pm}_{%s} = %s" % (latex(i), latex(self._rho(sign=sp.Symbol(r"\pm")))),
         ]
         return tuple(lines)
 
@@ -411,7 +410,9 @@ class Derivation:
         S = SYMBOLS
         i, l = self.site, S.l
         field = sp.Sum((S.phi[i, l] + sign * self.shift) * S.x[l], (l, i + 1, self.size - 1))
-        return SpinSum(sp.exp(S.beta * field + S.beta * self.later_later), (l, i + 1, self.size - 1))
+        return SpinSum(
+            sp.exp(S.beta * field + S.beta * self.later_later), (l, i + 1, self.size - 1)
+        )
 
 
 def derive_conditional(N: int | None = None, site: int | None = None) -> Derivation:
@@ -423,8 +424,14 @@ def derive_conditional(N: int | None = None, site: int | None = None) -> Derivat
     summed = {name: sp.Add(*(p.expr() for p in pieces)) for name, pieces in groups.items()}
 
     # earlier-site group = -x_i phi_{i,i}: divide out the site spin.
-    phi_site = sp.Add(*(-_strip_spin(p.expr(), S.x[i]) if not p.limits else sp.Sum(
-        -_strip_spin(p.summand, S.x[i]), *reversed(p.limits)) for p in groups["earlier-site"]))
+    phi_site = sp.Add(
+        *(
+            -_strip_spin(p.expr(), S.x[i])
+            if not p.limits
+            else sp.Sum(-_strip_spin(p.summand, S.x[i]), *reversed(p.limits))
+            for p in groups["earlier-site"]
+        )
+    )
     # earlier-later group = -sum_{l>i} (phi_{i,l} - h_l ... ) x_l: the cavity fields.
     cavity_field = _later_coefficient(groups["earlier-later"], i, size)
     # site-later group = -x_i sum_{l>i} J_{i,l} x_l: the shift +- J_{i,l} of the fields.

@@ -105,9 +105,7 @@ def to_elementary(expr: sp.Expr) -> sp.Expr:
     replacements = {}
     for node in sp.preorder_traversal(expr):
         if isinstance(node, LogSumExp):
-            replacements[node] = sp.log(
-                sp.Sum(sp.exp(to_elementary(node.function)), *node.limits)
-            )
+            replacements[node] = sp.log(sp.Sum(sp.exp(to_elementary(node.function)), *node.limits))
     expr = expr.xreplace(replacements) if replacements else expr
     return expr.replace(
         lambda e: isinstance(e, (sigmoid, logsigmoid)),

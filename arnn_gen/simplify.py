@@ -177,19 +177,16 @@ def _binomial_collapse(spin_sum: SpinSum, n: sp.Expr) -> sp.Expr:
     reached by binomial(n, k) configurations.
     """
     S = SYMBOLS
-    (_, lo, hi), = spin_sum.limits
+    ((_, lo, hi),) = spin_sum.limits
     later_magnetisation = sp.Sum(S.x[S.l], (S.l, lo, hi))
     pair_sum = sp.Sum(S.x[S.l] * S.x[S.lp], (S.lp, S.l + 1, hi), (S.l, lo, hi))
     body = sp.factor_terms(sp.expand(spin_sum.function, deep=True, mul=True, log=False))
-    body = body.replace(
-        lambda e: isinstance(e, sp.Sum), lambda e: sp.factor_terms(e.expand())
-    )
+    body = body.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.factor_terms(e.expand()))
     body = body.xreplace({pair_sum: (RSYM.M_later**2 - n) / 2})
     body = body.xreplace({later_magnetisation: RSYM.M_later})
     if body.has(S.x):
         raise ArnnGenError(f"the sum over later spins does not collapse: {body}")
-    return sp.Sum(sp.binomial(n, RSYM.k) * body.subs(RSYM.M_later, n - 2 * RSYM.k),
-                  (RSYM.k, 0, n))
+    return sp.Sum(sp.binomial(n, RSYM.k) * body.subs(RSYM.M_later, n - 2 * RSYM.k), (RSYM.k, 0, n))
 
 
 def curie_weiss_exact(derivation: Derivation | None = None) -> Reduction:
@@ -232,7 +229,10 @@ def curie_weiss_exact(derivation: Derivation | None = None) -> Reduction:
         Parameter("bias", b, ("sign", "i", "k"), "fixed", bias, "b^{+-}_{i,k}"),
         Parameter("weight", w, ("i", "k"), "fixed", weight, "w_{i,k}"),
     )
-    compact = [LogSumExp(b[sg, S.i, R.k] + w[S.i, R.k] * R.M, (R.k, 0, n)) for sg in (sp.Symbol("+"), sp.Symbol("-"))]
+    compact = [
+        LogSumExp(b[sg, S.i, R.k] + w[S.i, R.k] * R.M, (R.k, 0, n))
+        for sg in (sp.Symbol("+"), sp.Symbol("-"))
+    ]
     definitions = (
         (b[sp.Symbol(r"\pm"), S.i, R.k], bias.subs(R.sign, sp.Symbol(r"\pm"))),
         (w[S.i, R.k], weight),
@@ -263,17 +263,16 @@ def curie_weiss_saddle(derivation: Derivation | None = None) -> Reduction:
         {sp.Sum(S.x[S.s], (S.s, 0, S.i - 1)): R.M}
     )
     logit = 2 * S.beta * phi_site + R.omega[S.i] * sp.sign(R.M)
-    parameters = (
-        Parameter("omega", R.omega, ("i",), "trainable", omega_value, "omega_i"),
-    )
+    parameters = (Parameter("omega", R.omega, ("i",), "trainable", omega_value, "omega_i"),)
     definitions = (
         (R.omega[S.i], omega_value),
         (R.m, sp.tanh(S.beta * (R.J * R.m + R.h))),
         (R.n, S.N - 1 - S.i),
     )
     log_rho = R.sign * R.omega[S.i] * sp.sign(R.M) / 2
-    return Reduction("cw", "inf", None, exact.derivation, log_rho, sp.expand(logit),
-                     parameters, definitions)
+    return Reduction(
+        "cw", "inf", None, exact.derivation, log_rho, sp.expand(logit), parameters, definitions
+    )
 
 
 def replica_form(k: int, derivation: Derivation | None = None, *, system: str = "sk") -> Reduction:
@@ -304,23 +303,38 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
     logit = residual + log_rho.subs(sign, 1) - log_rho.subs(sign, -1)
 
     def layer(r: int, weight, bias) -> tuple[Parameter, ...]:
-        group = (Parameter(f"a{r}", R.a[r], ("sign", "i", "l"), "trainable", weight,
-                           f"weight of layer {r}"),)
+        group = (
+            Parameter(
+                f"a{r}", R.a[r], ("sign", "i", "l"), "trainable", weight, f"weight of layer {r}"
+            ),
+        )
         if bias is None:
             return group
-        return group + (Parameter(f"b{r}", R.b[r], ("sign", "i", "l"), "trainable", bias,
-                                  f"bias of layer {r}"),)
+        return group + (
+            Parameter(f"b{r}", R.b[r], ("sign", "i", "l"), "trainable", bias, f"bias of layer {r}"),
+        )
 
     parameters = layer(0, sp.Integer(-1), None)
     for r in range(1, k + 1):
         parameters += layer(r, sp.Integer(1), sp.Integer(-LINEAR_REGIME_OFFSET))
     parameters += layer(k + 1, 2 * S.beta, 2 * S.beta * sign * R.coupling)
     parameters += (
-        Parameter("residual_weight", R.residual_weight, ("i",), "trainable", 2 * S.beta,
-                  "weight of the residual phi_{i,i}"),
-        Parameter("residual_bias", R.residual_bias, ("i",), "trainable",
-                  2 * S.beta * sp.Sum(S.J[i, l], (l, i + 1, S.N - 1)),
-                  "bias of the residual"),
+        Parameter(
+            "residual_weight",
+            R.residual_weight,
+            ("i",),
+            "trainable",
+            2 * S.beta,
+            "weight of the residual phi_{i,i}",
+        ),
+        Parameter(
+            "residual_bias",
+            R.residual_bias,
+            ("i",),
+            "trainable",
+            2 * S.beta * sp.Sum(S.J[i, l], (l, i + 1, S.N - 1)),
+            "bias of the residual",
+        ),
     )
     definitions = (
         (sp.Symbol(r"\log \rho^{\pm}_{i}"), log_rho.subs(sign, sp.Symbol(r"\pm"))),
@@ -343,17 +357,19 @@ def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general"
     bias = S.beta * sp.Sum(R.sign * d.shift * xi[c, l], (l, i + 1, S.N - 1)) + S.beta * later_later
     weight = S.beta * xi[c, l]
     w = sp.IndexedBase("w")
-    b = sp.IndexedBase("b^{\pm}")
+    b = sp.IndexedBase(r"b^{\pm}")
     configurations = 2 ** (S.N - 1 - i) - 1
-    log_rho = LogSumExp(bias + sp.Sum(weight * S.phi[i, l], (l, i + 1, S.N - 1)),
-                        (c, 0, configurations))
+    log_rho = LogSumExp(
+        bias + sp.Sum(weight * S.phi[i, l], (l, i + 1, S.N - 1)), (c, 0, configurations)
+    )
     logit = 2 * S.beta * S.phi[i, i] + log_rho.subs(R.sign, 1) - log_rho.subs(R.sign, -1)
     parameters = (
         Parameter("bias", b, ("sign", "i", "c"), "fixed", bias, "b^{+-}_{i,c}"),
         Parameter("weight", w, ("i", "c", "l"), "fixed", weight, "w_{i,c,l}"),
     )
-    compact = LogSumExp(b[i, c] + sp.Sum(w[c, l] * S.phi[i, l], (l, i + 1, S.N - 1)),
-                        (c, 0, configurations))
+    compact = LogSumExp(
+        b[i, c] + sp.Sum(w[c, l] * S.phi[i, l], (l, i + 1, S.N - 1)), (c, 0, configurations)
+    )
     definitions = (
         (sp.Symbol(r"\log \rho^{\pm}_{i}"), compact),
         (b[i, c], bias.subs(R.sign, sp.Symbol(r"\pm"))),
@@ -363,8 +379,9 @@ def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general"
     return Reduction(system, "exact", None, d, log_rho, logit, parameters, definitions)
 
 
-def reduce_conditional(system: str, variant: str | None = None, *, k: int = 1,
-                       derivation: Derivation | None = None) -> Reduction:
+def reduce_conditional(
+    system: str, variant: str | None = None, *, k: int = 1, derivation: Derivation | None = None
+) -> Reduction:
     """The reduced form of ``variant`` for ``system`` (DESIGN.md's table; None: default)."""
     if system not in VARIANTS:
         raise ArnnGenError(

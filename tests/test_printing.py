@@ -1,0 +1,339 @@
+"""Tests of arnn_gen.printing: exact strings, executed numbers, cse blocks, strictness."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.functions import LogSumExp, logsigmoid, sigmoid, to_elementary
+from arnn_gen.printing import PrintedBlock, TorchPrinter, torch_block, torch_code
+
+REPO = Path(__file__).resolve().parents[1]
+
+a, b, c, n, k, x = sp.symbols("a b c n k x")
+beta, M = sp.symbols("beta M")
+
+# -- exact strings -------------------------------------------------------------------------
+
+EXACT = [
+    (sp.Integer(3), "3"),
+    (sp.Integer(-3), "-3"),
+    (sp.Rational(1, 2), "1 / 2"),
+    (sp.Float(0.1), "0.1"),
+    (sp.pi, "math.pi"),
+    (sp.E, "math.e"),
+    (a / 2, "a / 2"),
+    (3 * a / 2, "3 * a / 2"),
+    (x + sp.Rational(1, 3), "x + 1 / 3"),
+    (a * sp.Rational(3, 2) ** b, "(3 / 2) ** b * a"),
+    (a + 2 * b, "a + 2 * b"),
+    (a - b, "a - b"),
+    (-a * b, "-a * b"),
+    (-sp.Float(0.5) * a, "-0.5 * a"),
+    ((a + b) * c, "c * (a + b)"),
+    ((a + b) ** 2, "(a + b) ** 2"),
+    (a**2, "a**2"),
+    ((-a) ** b, "(-a) ** b"),
+    (a ** (b**c), "a ** (b**c)"),
+    (1 / a, "1 / a"),
+    (1 / (a + b), "1 / (a + b)"),
+    (1 / (2 * a), "1 / (2 * a)"),
+    (a / b, "a / b"),
+    (a / (b * c), "a / (b * c)"),
+    (a / b**2, "a / b**2"),
+    (sp.sqrt(a), "torch.sqrt(a)"),
+    (1 / sp.sqrt(a), "1 / torch.sqrt(a)"),
+    (a ** sp.Rational(3, 2), "a ** (3 / 2)"),
+    (a ** sp.Rational(-3, 2), "1 / a ** (3 / 2)"),
+    (-sp.pi / 2, "-math.pi / 2"),
+    (sigmoid(2 * beta * x), "torch.sigmoid(2 * beta * x)"),
+    (logsigmoid(a), "torch.nn.functional.logsigmoid(a)"),
+    (sp.exp(-a), "torch.exp(-a)"),
+    (sp.log(a), "torch.log(a)"),
+    (sp.tanh(a) * sp.cosh(b), "torch.cosh(b) * torch.tanh(a)"),
+    (sp.Abs(a) * sp.sign(b), "torch.abs(a) * torch.sign(b)"),
+    (sp.log(2), repr(math.log(2))),
+    (sp.log(sp.binomial(5, 2)), repr(math.log(10))),
+    (sp.sqrt(2) * a, f"{math.sqrt(2)!r} * a"),
+    (a + logsigmoid(1), "a - 0.3132616875182228"),
+    (logsigmoid(1) ** a, "(-0.3132616875182228) ** a"),
+    (
+        sp.log(sp.binomial(n, k)),
+        "torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(-k + n + 1)",
+    ),
+    (
+        -a * sp.log(sp.binomial(n, k)),
+        "-a * (torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(-k + n + 1))",
+    ),
+    (
+        sp.binomial(n, k),
+        "torch.exp(torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(-k + n + 1))",
+    ),
+    (sp.log(sp.factorial(n)), "torch.lgamma(n + 1)"),
+    (sp.loggamma(a), "torch.lgamma(a)"),
+]
+
+
+@pytest.mark.parametrize(("expr", "expected"), EXACT, ids=[str(e) for e, _ in EXACT])
+def test_exact_strings(expr, expected):
+    assert torch_code(expr) == expected
+
+
+def test_symbol_names_mapping():
+    names = {beta: "self.beta", M: "magnetization"}
+    assert torch_code(beta * M, symbol_names=names) == "magnetization * self.beta"
+    assert torch_code(beta**2, symbol_names=names) == "self.beta**2"
+    # Non-primary Python expressions are parenthesised; subscripts are not.
+    assert torch_code(a**2, symbol_names={a: "x[:, 0]"}) == "x[:, 0] ** 2"
+    assert torch_code(2 * a, symbol_names={a: "u + v"}) == "2 * (u + v)"
+    # Indexed through its IndexedBase, or as a whole expression.
+    X, i = sp.IndexedBase("X"), sp.Idx("i")
+    code = torch_code(2 * X[i] + 1, symbol_names={X: "self.x", i: "site"})
+    assert code == "2 * self.x[site] + 1"
+    assert torch_code(X[i] ** 2, symbol_names={X[i]: "xi"}) == "xi**2"
+
+
+def test_bad_symbol_names_mapping():
+    with pytest.raises(ArnnGenError, match="not a Python expression"):
+        torch_code(a, symbol_names={a: "u +"})
+    with pytest.raises(ArnnGenError, match="must be a string"):
+        torch_code(a, symbol_names={a: 1.0})
+
+
+def test_imports_recorded():
+    printer = TorchPrinter()
+    printer.doprint(sp.pi * a)
+    assert printer.imports == {"math"}
+    printer = TorchPrinter()
+    printer.doprint(logsigmoid(a) + sp.E)
+    assert printer.imports == {"math", "torch"}
+    # A function of numbers is printed as its value: no torch needed.
+    printer = TorchPrinter()
+    assert printer.doprint(sp.sqrt(2) * a) == f"{math.sqrt(2)!r} * a"
+    assert printer.imports == set()
+
+
+def test_printed_code_is_ruff_formatted():
+    """Short printed lines are left unchanged by ``ruff format`` (generated files must be)."""
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff not installed")
+    source = "".join(f"y = {expected}\n" for _, expected in EXACT)
+    formatted = subprocess.run(
+        [ruff, "format", "--isolated", "--line-length", "100", "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert formatted == source
+
+
+# -- executed numbers ----------------------------------------------------------------------
+
+NUMERIC = [
+    sigmoid(2 * a * b - sp.log(b)),
+    logsigmoid(a - 3 * b / 2),
+    logsigmoid(sigmoid(a) * b) + sigmoid(-logsigmoid(b)),
+    a**3 - 2 * a * b**2 + b / 7,
+    (a + b) ** sp.Rational(-3, 2),
+    sp.sqrt(a * b) / (1 + a),
+    sp.exp(-(a**2) / 2) / sp.sqrt(2 * sp.pi),
+    sp.log(sp.binomial(5, 2)) + a,
+    sp.log(sp.binomial(n, k)),
+    -a * sp.log(sp.binomial(n, k)) + b,
+    sp.binomial(n, k) / (1 + n),
+    sp.log(sp.binomial(n, 3)) - sp.log(sp.factorial(n)) + sp.loggamma(a + 1),
+    sp.tanh(a) * sp.cosh(b) - sp.sinh(a * b),
+    sp.Abs(a - b) * sp.sign(b - a),
+    sp.E**a + sp.pi * b - sp.Rational(1, 3),
+    1 / (a - b - 3) ** 2,
+    2**a * sigmoid(1) + a**b,
+    (-logsigmoid(1)) ** (a * b) + a ** logsigmoid(-b),
+]
+
+_REFERENCE_FUNCTIONS = {
+    "binomial": np.vectorize(lambda n, k: float(math.comb(int(n), int(k)))),
+    "factorial": np.vectorize(lambda n: float(math.factorial(int(n)))),
+    "loggamma": np.vectorize(math.lgamma),
+}
+
+
+def _values():
+    rng = np.random.default_rng(1234)
+    n_values = rng.integers(3, 40, size=64).astype(np.float64)
+    return {
+        a: rng.uniform(0.5, 2.0, size=64),
+        b: rng.uniform(0.5, 2.0, size=64),
+        n: n_values,
+        k: np.floor(rng.uniform(0, 1, size=64) * (n_values + 1)).clip(0, n_values),
+    }
+
+
+@pytest.mark.parametrize("expr", NUMERIC, ids=[str(e) for e in NUMERIC])
+def test_printed_code_evaluates_like_sympy(expr):
+    values = _values()
+    symbols = sorted(expr.free_symbols, key=str)
+    reference = sp.lambdify(symbols, to_elementary(expr), modules=[_REFERENCE_FUNCTIONS, "numpy"])(
+        *(values[s] for s in symbols)
+    )
+    namespace = {"torch": torch, "math": math}
+    namespace.update({s.name: torch.from_numpy(values[s]) for s in symbols})
+    result = eval(torch_code(expr), namespace)
+    result = result.numpy() if isinstance(result, torch.Tensor) else result
+    np.testing.assert_allclose(result, np.broadcast_to(reference, (64,)), rtol=1e-12, atol=0)
+
+
+def test_arithmetic_works_on_python_floats():
+    expr = (a + b) ** 2 / 3 - a * sp.pi + sp.Rational(1, 7) * b**-1 + sp.log(2)
+    code = torch_code(expr)
+    got = eval(code, {"math": math, "a": 0.75, "b": 1.25})
+    assert got == pytest.approx(float(expr.subs({a: 0.75, b: 1.25})), rel=1e-14)
+
+
+# -- cse blocks ----------------------------------------------------------------------------
+
+BLOCK = [
+    sigmoid(a * b + sp.exp(a)),
+    logsigmoid(a * b + sp.exp(a)) * sp.exp(a),
+    sp.pi * sp.exp(a) + sp.log(sp.binomial(n, k)) * sigmoid(a * b + sp.exp(a)),
+]
+
+
+def _execute(block: PrintedBlock, namespace: dict) -> list:
+    exec("\n".join(block.lines()), namespace)
+    return [eval(code, namespace) for code in block.results]
+
+
+def test_block_temporaries_and_results():
+    block = torch_block(BLOCK)
+    names = [name for name, _ in block.assignments]
+    assert names == [f"r{i}" for i in range(len(names))]
+    assert len(names) >= 2
+    assert block.assignments[0] == ("r0", "torch.exp(a)")
+    assert block.imports == ("math", "torch")
+    assert len(block.results) == len(BLOCK)
+
+    values = _values()
+    tensors = {s.name: torch.from_numpy(values[s]) for s in (a, b, n, k)}
+    got = _execute(block, {"torch": torch, "math": math, **tensors})
+    for expr, result in zip(BLOCK, got, strict=True):
+        direct = eval(torch_code(expr), {"torch": torch, "math": math, **tensors})
+        torch.testing.assert_close(result, direct, rtol=1e-13, atol=0)
+
+
+def test_block_result_names_and_indent():
+    block = torch_block(BLOCK[:2], result_names=["p_plus", "log_p"])
+    lines = block.lines("    ")
+    assert lines[0] == "    r0 = torch.exp(a)"
+    assert lines[-2].startswith("    p_plus = torch.sigmoid(")
+    assert lines[-1].startswith("    log_p = ")
+    with pytest.raises(ArnnGenError, match="result names"):
+        torch_block(BLOCK[:2], result_names=["p"])
+    with pytest.raises(ArnnGenError, match="input symbols"):
+        torch_block(BLOCK[:2], result_names=["a", "q"])
+
+
+def test_block_temporaries_skip_input_names():
+    r0 = sp.Symbol("r0")
+    block = torch_block([sigmoid(r0 + a) + sigmoid(r0 + a) ** 2], result_names=["r2"])
+    assert [name for name, _ in block.assignments] == ["r1"]
+    assert block.lines() == ("r1 = torch.sigmoid(a + r0)", "r2 = r1**2 + r1")
+
+
+_HASHSEED_SCRIPT = textwrap.dedent(
+    """
+    import sympy as sp
+    from arnn_gen.functions import logsigmoid, sigmoid
+    from arnn_gen.printing import torch_block
+
+    a, b, c, n, k, beta, phi = sp.symbols("a b c n k beta phi")
+    exprs = [
+        sigmoid(2 * beta * phi + sp.log(a) - sp.log(b)) * sp.exp(c * phi + a * b),
+        logsigmoid(2 * beta * phi + sp.log(a) - sp.log(b)) + sp.log(sp.binomial(n, k)),
+        (sp.exp(c * phi + a * b) + k * c) ** 2 / (1 + sp.exp(c * phi + a * b)),
+    ]
+    block = torch_block(exprs, symbol_names={beta: "self.beta"}, result_names=["x", "y", "z"])
+    print("\\n".join(block.lines()))
+    print(block.imports)
+    """
+)
+
+
+def test_block_is_independent_of_hash_seed():
+    outputs = []
+    for seed in ("0", "1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        run = subprocess.run(
+            [sys.executable, "-c", _HASHSEED_SCRIPT],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.append(run.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert "r0 = " in outputs[0]
+
+
+# -- strictness ----------------------------------------------------------------------------
+
+UNSUPPORTED = [
+    (sp.Sum(a * k, (k, 0, n)), "cannot print Sum"),
+    (sp.Piecewise((a, a > 0), (b, True)), "cannot print Piecewise"),
+    (sp.Function("f")(a), "cannot print undefined function f"),
+    (sp.Eq(a, b), "cannot print Equality"),
+    (LogSumExp(a * k, (k, 0, 3)), "cannot print LogSumExp"),
+    (sp.Integral(a, a), "cannot print Integral"),
+    (sp.Max(a, b), "cannot print Max"),
+    (sp.true, "cannot print BooleanTrue"),
+    (sp.oo * a, "cannot print Infinity"),
+    (sp.I * a, "cannot print ImaginaryUnit"),
+    (sp.IndexedBase("X")[k], "cannot print Indexed"),
+    (sp.log(sp.Sum(k, (k, 1, 3))), "cannot print Sum"),
+    (sp.exp(2000), "not a finite real number"),
+    (sp.Symbol("x y") + a, "not a valid Python identifier"),
+    (sp.Symbol("lambda"), "not a valid Python identifier"),
+    (sp.Symbol("torch"), "not a valid Python identifier"),
+    (sp.Dummy("d"), "cannot print Dummy"),
+]
+
+
+@pytest.mark.parametrize(("expr", "message"), UNSUPPORTED, ids=[m for _, m in UNSUPPORTED])
+def test_strict_errors(expr, message):
+    with pytest.raises(ArnnGenError, match=message):
+        torch_code(expr)
+    with pytest.raises(ArnnGenError, match=message):
+        torch_block([a + 1, expr])
+
+
+def test_error_is_a_value_error_with_one_line():
+    with pytest.raises(ValueError) as info:
+        torch_code(sp.Sum(a * k, (k, 0, n)) + b)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("torch printer: cannot print Sum (")
+
+
+def test_non_strict_collects_unsupported():
+    printer = TorchPrinter(strict=False)
+    code = printer.doprint(sp.Sum(a, (k, 0, n)) + b)
+    assert code == "b + Sum(a, (k, 0, n))"
+    assert printer.unsupported == [sp.Sum(a, (k, 0, n))]
+
+
+def test_rejects_non_sympy_input():
+    with pytest.raises(ArnnGenError, match="not a SymPy expression"):
+        torch_code("a + b")
