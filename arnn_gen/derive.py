@@ -37,7 +37,7 @@ import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from .errors import ArnnGenError
-from .functions import latex, sigmoid, to_elementary
+from .functions import PLUS_MINUS, Equation, latex, sigmoid, to_elementary
 
 __all__ = [
     "GROUPS",
@@ -387,23 +387,34 @@ class Derivation:
             logit=concrete(self.logit),
         )
 
-    def latex_lines(self) -> tuple[str, ...]:
-        """The conditional and its definitions, one equation per line (mathtext-safe)."""
+    def equations(self, N: int | None = None) -> tuple[Equation, ...]:
+        """The conditional and its definitions, one equation each (N substituted if given)."""
         S = SYMBOLS
         i, l = self.site, S.l
-        p = sp.Symbol(r"P(x_{%s} = +1 \mid x_{<%s})" % (latex(i), latex(i)))
-        rho_p = sp.Symbol(r"\rho^{+}_{%s}" % latex(i))
-        rho_m = sp.Symbol(r"\rho^{-}_{%s}" % latex(i))
+        size = {S.N: N} if N is not None else {}
+        rho_p = sp.Symbol(f"rho^+_{i}")  # SymPy prints it as \rho^{+}_{i}
+        rho_m = sp.Symbol(f"rho^-_{i}")
         compact = sigmoid(2 * S.beta * S.phi[i, i] + sp.log(rho_p) - sp.log(rho_m))
-        lines = [
-            f"{latex(p)} = {latex(compact)}",
-            f"{latex(S.phi[i, l])} = {latex(self.cavity_field)}",
-            r"\rho^{\pm}_{%s} = %s" % (latex(i), latex(self._rho(sign=sp.Symbol(r"\pm")))),
-        ]
-        return tuple(lines)
+        return (
+            Equation.of(
+                r"P(x_{%s} = +1 \mid x_{<%s})" % (latex(i), latex(i)),
+                compact,
+                lhs_text=f"P(x_{i} = +1 | x_<{i})",
+            ),
+            Equation.of(S.phi[i, l], self.cavity_field.subs(size)),
+            Equation.of(
+                r"\rho^{\pm}_{%s}" % latex(i),
+                self._rho(sign=PLUS_MINUS).subs(size),
+                lhs_text=f"rho^(+-)_{i}",
+            ),
+        )
+
+    def latex_lines(self, N: int | None = None) -> tuple[str, ...]:
+        """:meth:`equations` as LaTeX, one per line (each renders with mathtext)."""
+        return tuple(eq.latex() for eq in self.equations(N))
 
     def latex(self) -> str:
-        """All of :meth:`latex_lines` joined with ``\\\\`` (one aligned block)."""
+        """All of :meth:`latex_lines` joined with ``\\\\``."""
         return r" \\ ".join(self.latex_lines())
 
     def _rho(self, sign) -> sp.Expr:

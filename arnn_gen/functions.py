@@ -8,11 +8,13 @@ stable torch call. Each function also rewrites into elementary functions
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
 from sympy.printing.latex import LatexPrinter
 
-__all__ = ["sigmoid", "logsigmoid", "LogSumExp", "latex", "to_elementary"]
+__all__ = ["Equation", "PLUS_MINUS", "sigmoid", "logsigmoid", "LogSumExp", "latex", "to_elementary"]
 
 
 class sigmoid(sp.Function):  # noqa: N801 (SymPy convention: functions are lower case)
@@ -100,6 +102,20 @@ class LogSumExp(ExprWithLimits):
         return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
 
 
+class _PlusMinus(sp.Symbol):
+    """The sign +-1 of rho^{+-} when both are written at once: prints as \\pm / +-."""
+
+    def _latex(self, printer):
+        return r"\pm"
+
+    def _sympystr(self, printer):
+        return "(+-)"
+
+
+#: Stands for "+ or -" in displayed formulas (never in formulas that are evaluated).
+PLUS_MINUS = _PlusMinus("pm")
+
+
 def to_elementary(expr: sp.Expr) -> sp.Expr:
     """Rewrite every sigmoid, logsigmoid and LogSumExp of ``expr`` with exp and log."""
     replacements = {}
@@ -121,6 +137,11 @@ class _LatexPrinter(LatexPrinter):
     the same as the paper and render everywhere.
     """
 
+    def _print_exp(self, expr, exp=None):
+        # exp(...) rather than e^{...}: long exponents stay legible at full size.
+        text = r"\exp\left(%s\right)" % self._print(expr.args[0])
+        return text if exp is None else r"%s^{%s}" % (text, exp)
+
     def _print_Sum(self, expr):
         text = ""
         for var, lo, hi in reversed(expr.limits):
@@ -134,3 +155,26 @@ class _LatexPrinter(LatexPrinter):
 def latex(expr) -> str:
     """LaTeX of ``expr`` as every arnn-gen stage writes it (see :class:`_LatexPrinter`)."""
     return _LatexPrinter().doprint(expr)
+
+
+@dataclass(frozen=True)
+class Equation:
+    """One displayed equation ``lhs = rhs``, in LaTeX and in plain text."""
+
+    lhs_latex: str
+    rhs_latex: str
+    lhs_text: str
+    rhs_text: str
+
+    @classmethod
+    def of(cls, lhs, rhs, *, lhs_text: str | None = None) -> Equation:
+        """From SymPy objects (``lhs`` may be a LaTeX string, then give ``lhs_text``)."""
+        if isinstance(lhs, str):
+            return cls(lhs, latex(rhs), lhs_text or lhs, sp.sstr(rhs))
+        return cls(latex(lhs), latex(rhs), lhs_text or sp.sstr(lhs), sp.sstr(rhs))
+
+    def latex(self) -> str:
+        return f"{self.lhs_latex} = {self.rhs_latex}"
+
+    def text(self) -> str:
+        return f"{self.lhs_text} = {self.rhs_text}"

@@ -25,7 +25,7 @@ import sympy as sp
 
 from .derive import SYMBOLS, Derivation, SpinSum, derive_conditional
 from .errors import ArnnGenError
-from .functions import LogSumExp, latex, logsigmoid, sigmoid
+from .functions import Equation, LogSumExp, latex, logsigmoid, sigmoid
 
 __all__ = [
     "VARIANTS",
@@ -65,7 +65,7 @@ class ReducedSymbols:
     n: sp.Symbol  # number of later spins, N - 1 - i
     k: sp.Symbol  # later spins at -1 (CW) / RSB depth
     c: sp.Symbol  # configuration of the later spins (H2ARNN)
-    sign: sp.Symbol  # +1 for rho^+, -1 for rho^-
+    sign: sp.Symbol  # eta: +1 for rho^+, -1 for rho^-
     m: sp.Symbol  # mean-field magnetisation m_beta
     coupling: sp.Symbol  # J_{i,l} as a scalar (initial values of the replica forms)
     omega: sp.IndexedBase  # CW_inf unit per site
@@ -85,14 +85,14 @@ RSYM = ReducedSymbols(
     n=sp.Symbol("n", integer=True, nonnegative=True),
     k=sp.Symbol("k", integer=True, nonnegative=True),
     c=sp.Symbol("c", integer=True, nonnegative=True),
-    sign=sp.Symbol("sigma", integer=True, nonzero=True),
+    sign=sp.Symbol("eta", integer=True, nonzero=True),
     m=sp.Symbol("m_beta", real=True),
     coupling=sp.Symbol("J_il", real=True),
     omega=sp.IndexedBase("omega"),
-    a=tuple(sp.IndexedBase(f"a{r}") for r in range(_MAX_LAYERS)),
-    b=tuple(sp.IndexedBase(f"b{r}") for r in range(_MAX_LAYERS)),
-    residual_weight=sp.IndexedBase("w_res"),
-    residual_bias=sp.IndexedBase("b_res"),
+    a=tuple(sp.IndexedBase(sp.Symbol(f"a^{{({r})}}")) for r in range(_MAX_LAYERS)),
+    b=tuple(sp.IndexedBase(sp.Symbol(f"b^{{({r})}}")) for r in range(_MAX_LAYERS)),
+    residual_weight=sp.IndexedBase(sp.Symbol("w^{res}")),
+    residual_bias=sp.IndexedBase(sp.Symbol("b^{res}")),
     spin_table=sp.IndexedBase("xi"),
 )
 
@@ -137,13 +137,35 @@ class Reduction:
     def log_rho_of(self, sign: int) -> sp.Expr:
         return self.log_rho.subs(RSYM.sign, sign)
 
-    def latex_lines(self) -> tuple[str, ...]:
+    def equations(self, N: int | None = None) -> tuple[Equation, ...]:
+        """The reduced conditional and its definitions (N substituted if given)."""
         i = SYMBOLS.i
+        size = {SYMBOLS.N: N} if N is not None else {}
         shown = sigmoid(self.logit if self.display_logit is None else self.display_logit)
-        head = r"P(x_{%s} = +1 \mid x_{<%s}) = %s" % (latex(i), latex(i), latex(shown))
-        lines = [head]
-        lines += [f"{latex(lhs)} = {latex(rhs)}" for lhs, rhs in self.definitions]
+        lines = [
+            Equation.of(
+                r"P(x_{%s} = +1 \mid x_{<%s})" % (latex(i), latex(i)),
+                shown.subs(size),
+                lhs_text=f"P(x_{i} = +1 | x_<{i})",
+            )
+        ]
+        lines += [
+            Equation.of(lhs, sp.sympify(rhs).subs(size), lhs_text=_plain(lhs))
+            for lhs, rhs in self.definitions
+        ]
+        if any(sp.sympify(rhs).has(RSYM.sign) for _, rhs in self.definitions):
+            lines.append(
+                Equation(
+                    r"\eta",
+                    r"\pm 1 \;(+1: \rho^{+},\; -1: \rho^{-})",
+                    "eta",
+                    "+1 (rho+), -1 (rho-)",
+                )
+            )
         return tuple(lines)
+
+    def latex_lines(self, N: int | None = None) -> tuple[str, ...]:
+        return tuple(eq.latex() for eq in self.equations(N))
 
     def latex(self) -> str:
         return r" \\ ".join(self.latex_lines())
@@ -156,6 +178,18 @@ class Reduction:
             "krsb": f"SK_{self.k}RSB",
         }
         return names[self.variant]
+
+
+def _plain(lhs: sp.Basic) -> str:
+    """Plain-text name of a displayed left-hand side (LaTeX markup stripped)."""
+    text = sp.sstr(lhs)
+    for markup in ("\\", "{", "}"):
+        text = text.replace(markup, "")
+    return text
+
+
+#: log rho^+_i and log rho^-_i as symbols, for the compact displayed logits.
+_LOG_RHO = sp.log(sp.Symbol("rho^+_i")) - sp.log(sp.Symbol("rho^-_i"))
 
 
 def _is(base):
@@ -234,7 +268,7 @@ def curie_weiss_exact(derivation: Derivation | None = None) -> Reduction:
         for sg in (sp.Symbol("+"), sp.Symbol("-"))
     ]
     definitions = (
-        (b[sp.Symbol(r"\pm"), S.i, R.k], bias.subs(R.sign, sp.Symbol(r"\pm"))),
+        (b[R.sign, S.i, R.k], bias),
         (w[S.i, R.k], weight),
         (R.M, earlier_magnetisation),
         (R.n, S.N - 1 - S.i),
@@ -337,11 +371,12 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
         ),
     )
     definitions = (
-        (sp.Symbol(r"\log \rho^{\pm}_{i}"), log_rho.subs(sign, sp.Symbol(r"\pm"))),
+        (sp.Symbol(r"\log \rho^{\eta}_{i}"), log_rho),
         (S.phi[i, l], d.cavity_field),
     )
     variant = "rs" if k == 0 else "krsb"
-    return Reduction(system, variant, k, d, log_rho, logit, parameters, definitions)
+    display = residual + _LOG_RHO
+    return Reduction(system, variant, k, d, log_rho, logit, parameters, definitions, display)
 
 
 def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general") -> Reduction:
@@ -357,7 +392,7 @@ def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general"
     bias = S.beta * sp.Sum(R.sign * d.shift * xi[c, l], (l, i + 1, S.N - 1)) + S.beta * later_later
     weight = S.beta * xi[c, l]
     w = sp.IndexedBase("w")
-    b = sp.IndexedBase(r"b^{\pm}")
+    b = sp.IndexedBase("b")
     configurations = 2 ** (S.N - 1 - i) - 1
     log_rho = LogSumExp(
         bias + sp.Sum(weight * S.phi[i, l], (l, i + 1, S.N - 1)), (c, 0, configurations)
@@ -368,15 +403,16 @@ def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general"
         Parameter("weight", w, ("i", "c", "l"), "fixed", weight, "w_{i,c,l}"),
     )
     compact = LogSumExp(
-        b[i, c] + sp.Sum(w[c, l] * S.phi[i, l], (l, i + 1, S.N - 1)), (c, 0, configurations)
+        b[R.sign, i, c] + sp.Sum(w[c, l] * S.phi[i, l], (l, i + 1, S.N - 1)), (c, 0, configurations)
     )
     definitions = (
-        (sp.Symbol(r"\log \rho^{\pm}_{i}"), compact),
-        (b[i, c], bias.subs(R.sign, sp.Symbol(r"\pm"))),
+        (sp.Symbol(r"\log \rho^{\eta}_{i}"), compact),
+        (b[R.sign, i, c], bias),
         (w[c, l], weight),
         (S.phi[i, l], d.cavity_field),
     )
-    return Reduction(system, "exact", None, d, log_rho, logit, parameters, definitions)
+    display = 2 * S.beta * S.phi[i, i] + _LOG_RHO
+    return Reduction(system, "exact", None, d, log_rho, logit, parameters, definitions, display)
 
 
 def reduce_conditional(

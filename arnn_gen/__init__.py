@@ -1,0 +1,44 @@
+"""arnn-gen: derive, simplify and emit autoregressive neural networks of the Boltzmann
+distribution of pairwise spin systems (I. Biazzo, Commun. Phys. 6, 296 (2023)).
+
+Pipeline (one module per stage, data flowing one way): systems -> derive -> simplify ->
+ir -> printing / emit -> generated module -> train / evaluate -> cli.
+"""
+
+from ._version import __version__
+from .derive import Derivation, derive_conditional
+from .errors import ArnnGenError
+from .exact import (
+    ExactResult,
+    curie_weiss_exact,
+    curie_weiss_mean_field,
+    enumerate_exact,
+    exact_conditionals,
+)
+from .simplify import Reduction, reduce_conditional
+from .systems import (
+    Hamiltonian,
+    curie_weiss,
+    from_couplings,
+    sherrington_kirkpatrick,
+)
+from .systems import load as load_hamiltonian
+
+__all__ = [
+    "__version__",
+    "ArnnGenError",
+    "Derivation",
+    "ExactResult",
+    "Hamiltonian",
+    "Reduction",
+    "curie_weiss",
+    "curie_weiss_exact",
+    "curie_weiss_mean_field",
+    "derive_conditional",
+    "enumerate_exact",
+    "exact_conditionals",
+    "from_couplings",
+    "load_hamiltonian",
+    "reduce_conditional",
+    "sherrington_kirkpatrick",
+]
