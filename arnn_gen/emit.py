@@ -1,0 +1,139 @@
+"""Stage 5: render an :class:`~arnn_gen.ir.ArchitectureIR` into a standalone PyTorch module.
+
+Input: the IR (and the Hamiltonian for the sidecar). Output: the module's source text
+(:func:`render_module`) and, on request, the files ``<out>/<name>.py`` plus the sidecar
+``<name>.npz`` with J and h (:func:`write_module`).
+
+Structure comes from the Jinja templates in ``templates/`` (shipped as the package
+``arnn_gen.templates``); every elementwise formula comes from the IR through the strict
+torch printer (:mod:`arnn_gen.printing`), never retyped in a template. Rendering is
+deterministic: same IR and arnn-gen version, same bytes. The source is compiled before it
+is written; files are written atomically and only when their bytes change.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+
+from .derive import SYMBOLS
+from .errors import ArnnGenError
+from .ir import PHI, A, ArchitectureIR, B, C, W, Z
+from .printing import torch_code
+from .simplify import RSYM
+
+__all__ = ["SYMBOL_NAMES", "render_module", "write_module", "print_formulas"]
+
+#: Python names the templates give to the symbols of the formulas.
+SYMBOL_NAMES: dict[sp.Basic, str] = {
+    SYMBOLS.beta: "beta",
+    SYMBOLS.N: "N",
+    RSYM.J: "J",
+    RSYM.h: "h",
+    RSYM.n: "n",
+    RSYM.k: "k",
+    RSYM.M: "M",
+    RSYM.sign: "sign",
+    RSYM.m: "m",
+    RSYM.coupling: "coupling",
+    Z: "z",
+    A: "a",
+    B: "b",
+    W: "w",
+    C: "c",
+    PHI: "phi_site",
+    sp.Symbol("xi"): "xi",
+}
+
+
+def _environment() -> jinja2.Environment:
+    root = files("arnn_gen.templates")
+
+    def load(name: str) -> str:
+        resource = root.joinpath(name)
+        if not resource.is_file():
+            raise jinja2.TemplateNotFound(name)
+        return resource.read_text(encoding="utf-8")
+
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
+    """Torch code of every formula and every parameter's initial value of ``ir``.
+
+    Keys: the formula names, and ``init_<parameter>`` for the parameters.
+    """
+    printed = {name: torch_code(expr, symbol_names=SYMBOL_NAMES) for name, expr in ir.formulas}
+    for spec in ir.parameters:
+        printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=SYMBOL_NAMES)
+    return printed
+
+
+def render_module(ir: ArchitectureIR) -> str:
+    """The module's source text (compiled once as a check before it is returned)."""
+    template = _environment().get_template(ir.template)
+    source = template.render(ir=ir, printed=print_formulas(ir), ir_signature=ir.signature())
+    try:
+        compile(source, f"{ir.name}.py", "exec")
+    except SyntaxError as error:  # a template bug, not user input
+        raise ArnnGenError(f"emitted code for {ir.name} does not compile: {error}") from error
+    return source
+
+
+def _write_bytes(path: Path, data: bytes) -> bool:
+    """Write atomically unless ``path`` already holds exactly ``data``; True if written."""
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    handle = tempfile.NamedTemporaryFile(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            handle.write(data)
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def write_module(
+    ir: ArchitectureIR, source: str, hamiltonian, out_dir, *, force: bool = False
+) -> Path:
+    """Write ``<out_dir>/<name>.py`` (and the sidecar .npz) atomically; return the .py path.
+
+    Refuses to replace existing files unless ``force``. The sidecar is written first, so a
+    module never points at a missing or stale sidecar.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ArnnGenError(f"output directory {out} is a file")
+    module = out / f"{ir.name}.py"
+    targets = [module] + ([out / ir.provenance.sidecar] if ir.provenance.sidecar else [])
+    if not force:
+        for target in targets:
+            if target.exists():
+                raise ArnnGenError(f"{target} exists; use --force to overwrite it")
+    out.mkdir(parents=True, exist_ok=True)
+    if ir.provenance.sidecar:
+        from .systems import save
+
+        with tempfile.TemporaryDirectory(dir=out) as scratch:
+            staged = Path(scratch) / ir.provenance.sidecar
+            save(hamiltonian, staged)
+            _write_bytes(out / ir.provenance.sidecar, staged.read_bytes())
+    _write_bytes(module, source.encode("utf-8"))
+    return module

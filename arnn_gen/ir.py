@@ -1,0 +1,444 @@
+"""Stage 4: a small typed description of one architecture, the emitter's only input.
+
+Input: a :class:`~arnn_gen.systems.Hamiltonian` and a :class:`~arnn_gen.simplify.Reduction`.
+Output: an :class:`ArchitectureIR`: frozen, validated, made of tuples, strings, numbers and
+SymPy expressions only (no tensors, no files). It round-trips through :meth:`to_dict` /
+:meth:`from_dict` unchanged and has a stable sha256 :meth:`signature`.
+
+Every symbolic formula the emitted module evaluates elementwise sits in ``formulas`` (name ->
+SymPy expression); the emitter prints them to torch code. Parameter groups sit in
+``parameters`` with their role, shape and initial value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+import sympy as sp
+
+from ._version import __version__
+from .derive import SYMBOLS
+from .errors import ArnnGenError
+from .functions import LogSumExp, logsigmoid, sigmoid
+from .simplify import RSYM, VARIANTS, Reduction
+
+__all__ = [
+    "ROLES",
+    "DTYPES",
+    "TEMPLATES",
+    "ParamSpec",
+    "Provenance",
+    "ArchitectureIR",
+    "module_name",
+    "class_name",
+    "build_ir",
+]
+
+ROLES = ("fixed", "shared", "trainable")
+DTYPES = ("float32", "float64")
+#: Template of each (variant family): the replica template serves rs and krsb of any system.
+TEMPLATES = {
+    "h2arnn": "h2arnn.py.j2",
+    "cw_exact": "cw_exact.py.j2",
+    "cw_inf": "cw_inf.py.j2",
+    "replica": "replica.py.j2",
+}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _srepr(expr: sp.Basic) -> str:
+    return sp.srepr(expr)
+
+
+def _parse(text: str) -> sp.Basic:
+    namespace = {name: getattr(sp, name) for name in dir(sp) if not name.startswith("_")}
+    namespace.update({"sigmoid": sigmoid, "logsigmoid": logsigmoid})
+    return eval(text, namespace)  # noqa: S307 (our own srepr output, see to_dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamSpec:
+    """One parameter group of the emitted module.
+
+    role: "fixed" (analytic in beta and the couplings, a buffer recomputed when beta
+    changes), "shared" (the first layer: couplings and fields), "trainable" (nn.Parameter).
+    shape: dimension names, e.g. ("sign", "pair") or ("site",).
+    initial: SymPy expression of the (initial) value, in the symbols of
+    :data:`~arnn_gen.simplify.RSYM` and :data:`~arnn_gen.derive.SYMBOLS`.
+    """
+
+    name: str
+    role: str
+    shape: tuple[str, ...]
+    initial: sp.Expr
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.name):
+            raise ArnnGenError(f"parameter name {self.name!r} is not a Python identifier")
+        if self.role not in ROLES:
+            raise ArnnGenError(f"parameter role {self.role!r} is not one of {ROLES}")
+        if not isinstance(self.shape, tuple) or not all(isinstance(d, str) for d in self.shape):
+            raise ArnnGenError(f"parameter {self.name}: shape must be a tuple of names")
+        if not isinstance(self.initial, sp.Basic):
+            raise ArnnGenError(f"parameter {self.name}: initial value must be a SymPy object")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "shape": list(self.shape),
+            "initial": _srepr(self.initial),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ParamSpec:
+        return cls(
+            name=data["name"],
+            role=data["role"],
+            shape=tuple(data["shape"]),
+            initial=_parse(data["initial"]),
+            description=data["description"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provenance:
+    """Where the couplings come from: the system's defining numbers and its signature.
+
+    ``scalars`` holds (name, value) pairs (CW: J, h; SK: J, h, seed); ``sidecar`` is the
+    file name of the .npz beside the module holding J and h, or "" when the module embeds
+    its couplings as the scalars (Curie-Weiss).
+    """
+
+    kind: str
+    N: int
+    scalars: tuple[tuple[str, float | int], ...]
+    signature: str
+    sidecar: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.N, int) or self.N < 1:
+            raise ArnnGenError(f"provenance N must be a positive integer, got {self.N!r}")
+        if not isinstance(self.scalars, tuple):
+            raise ArnnGenError("provenance scalars must be a tuple of (name, value) pairs")
+
+    def scalar(self, name: str, default=None):
+        return dict(self.scalars).get(name, default)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "N": self.N,
+            "scalars": [[k, v] for k, v in self.scalars],
+            "signature": self.signature,
+            "sidecar": self.sidecar,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Provenance:
+        return cls(
+            kind=data["kind"],
+            N=data["N"],
+            scalars=tuple((k, v) for k, v in data["scalars"]),
+            signature=data["signature"],
+            sidecar=data["sidecar"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchitectureIR:
+    """One architecture, ready to render (see the module docstring)."""
+
+    name: str  # module file stem, e.g. "sk_krsb1_n100"
+    class_name: str  # the torch.nn.Module subclass, e.g. "SherringtonKirkpatrick1RSB"
+    title: str  # architecture name from the paper: H2ARNN, CW_N, CW_inf, SK_RS, SK_kRSB
+    system: str
+    variant: str
+    family: str  # key of TEMPLATES
+    N: int
+    k: int | None
+    beta: float  # emission beta, the module's default
+    dtype: str
+    provenance: Provenance
+    parameters: tuple[ParamSpec, ...]
+    formulas: tuple[tuple[str, sp.Expr], ...]  # elementwise formulas the template evaluates
+    conditional_latex: tuple[str, ...]
+    reduced_latex: tuple[str, ...]
+    command: str  # the arnn-gen emit command that remakes the module
+    version: str = __version__
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.name) or not _IDENTIFIER.match(self.class_name):
+            raise ArnnGenError(f"module name {self.name!r} must be a Python identifier")
+        if self.system not in VARIANTS or self.variant not in VARIANTS[self.system]:
+            raise ArnnGenError(f"unknown system/variant {self.system}/{self.variant}")
+        if self.family not in TEMPLATES:
+            raise ArnnGenError(f"unknown architecture family {self.family!r}")
+        if self.dtype not in DTYPES:
+            raise ArnnGenError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not isinstance(self.N, int) or self.N < 1:
+            raise ArnnGenError(f"N must be a positive integer, got {self.N!r}")
+        if self.k is not None and (not isinstance(self.k, int) or self.k < 0):
+            raise ArnnGenError(f"k must be an integer >= 0, got {self.k!r}")
+        if not (isinstance(self.beta, float) and self.beta > 0 and self.beta < float("inf")):
+            raise ArnnGenError(f"beta must be a finite float > 0, got {self.beta!r}")
+        for group in ("parameters", "formulas", "conditional_latex", "reduced_latex", "notes"):
+            if not isinstance(getattr(self, group), tuple):
+                raise ArnnGenError(f"{group} must be a tuple")
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names):
+            raise ArnnGenError(f"duplicate parameter names in {names}")
+
+    @property
+    def template(self) -> str:
+        return TEMPLATES[self.family]
+
+    def formula(self, name: str) -> sp.Expr:
+        return dict(self.formulas)[name]
+
+    def parameter(self, name: str) -> ParamSpec:
+        for spec in self.parameters:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "provenance":
+                value = value.to_dict()
+            elif f.name == "parameters":
+                value = [p.to_dict() for p in value]
+            elif f.name == "formulas":
+                value = [[name, _srepr(expr)] for name, expr in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ArchitectureIR:
+        values = dict(data)
+        values["provenance"] = Provenance.from_dict(values["provenance"])
+        values["parameters"] = tuple(ParamSpec.from_dict(p) for p in values["parameters"])
+        values["formulas"] = tuple((name, _parse(text)) for name, text in values["formulas"])
+        for name in ("conditional_latex", "reduced_latex", "notes"):
+            values[name] = tuple(values[name])
+        return cls(**values)
+
+    def signature(self) -> str:
+        """sha256 of the canonical JSON form (sorted keys): stable across runs."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+_SYSTEM_CLASS = {"general": "General", "cw": "CurieWeiss", "sk": "SherringtonKirkpatrick"}
+
+
+def module_name(system: str, variant: str, N: int, k: int | None) -> str:  # noqa: N803
+    """DESIGN.md's default file stem: ``<system>_<variant>[<k>]_n<N>``."""
+    depth = str(k) if variant == "krsb" else ""
+    return f"{system}_{variant}{depth}_n{N}"
+
+
+def class_name(system: str, title: str) -> str:
+    """A descriptive class name, e.g. CurieWeissCWN, SherringtonKirkpatrick1RSB."""
+    arch = title.replace("SK_", "").replace("CW_", "CW").replace("_", "")
+    arch = {"CWN": "CWN", "CWinf": "CWInf"}.get(arch, arch)
+    return f"{_SYSTEM_CLASS[system]}{arch}"
+
+
+def build_ir(
+    hamiltonian,
+    reduction: Reduction,
+    *,
+    beta: float,
+    name: str | None = None,
+    dtype: str | None = None,
+    command: str,
+) -> ArchitectureIR:
+    """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``."""
+    from .systems import Hamiltonian
+
+    if not isinstance(hamiltonian, Hamiltonian):
+        raise ArnnGenError("build_ir needs a Hamiltonian")
+    system, variant, k = reduction.system, reduction.variant, reduction.k
+    N = hamiltonian.N
+    family = {
+        ("cw", "exact"): "cw_exact",
+        ("cw", "inf"): "cw_inf",
+    }.get((system, variant), "h2arnn" if variant == "exact" else "replica")
+    stem = name or module_name(system, variant, N, k)
+    embedded = family in ("cw_exact", "cw_inf")
+    scalars = tuple(sorted((key, value) for key, value in hamiltonian.provenance.items()))
+    provenance = Provenance(
+        kind=hamiltonian.kind,
+        N=N,
+        scalars=scalars,
+        signature=hamiltonian.signature(),
+        sidecar="" if embedded else f"{stem}.npz",
+    )
+    parameters, formulas = _FAMILY_BUILDERS[family](reduction)
+    return ArchitectureIR(
+        name=stem,
+        class_name=class_name(system, reduction.title()),
+        title=reduction.title(),
+        system=system,
+        variant=variant,
+        family=family,
+        N=N,
+        k=k,
+        beta=float(beta),
+        dtype=dtype or ("float64" if family in ("h2arnn", "cw_exact") else "float32"),
+        provenance=provenance,
+        parameters=parameters,
+        formulas=formulas,
+        conditional_latex=reduction.derivation.latex_lines(),
+        reduced_latex=reduction.latex_lines(),
+        command=command,
+    )
+
+
+# --- what each family's template evaluates ----------------------------------------------
+
+
+#: Scalar stand-ins for the template's local variables in the formulas below.
+Z, A, B, W, C, PHI = sp.symbols("z a b w c phi_site")
+
+
+def _is_indexed(*bases):
+    return lambda e: isinstance(e, sp.Indexed) and e.base in bases
+
+
+def _without_log_rho(logit: sp.Expr) -> sp.Expr:
+    """The residual part of a logit: every LogSumExp / Sum over later sites removed."""
+    return logit.replace(lambda e: isinstance(e, (sp.Sum, LogSumExp)), lambda e: sp.S.Zero)
+
+
+def _cw_exact_parts(reduction: Reduction):
+    """CW_N: the fixed b^{+-}_{i,k}, w_{i,k} (in eta, n, k, beta, J, h, N) and the
+    residual (in M_<i): the template tabulates the conditionals from them."""
+    bias, weight = (p.initial for p in reduction.parameters)
+    parameters = (
+        ParamSpec(
+            name="bias",
+            role="fixed",
+            shape=("sign", "site", "k"),
+            initial=bias,
+            description="b^{+-}_{i,k} of CW_N, analytic in beta",
+        ),
+        ParamSpec(
+            name="weight",
+            role="fixed",
+            shape=("site", "k"),
+            initial=weight,
+            description="w_{i,k} of CW_N, analytic in beta",
+        ),
+    )
+    residual = sp.expand(_without_log_rho(reduction.logit))
+    return parameters, (("bias", bias), ("weight", weight), ("residual", residual))
+
+
+def _cw_inf_parts(reduction: Reduction):
+    """CW_inf: omega_i's initial value, the residual, and the mean-field equation whose
+    root m_beta enters omega_i."""
+    (omega,) = reduction.parameters
+    R = RSYM
+    parameters = (
+        ParamSpec(
+            name="omega",
+            role="trainable",
+            shape=("site",),
+            initial=omega.initial,
+            description="omega_i, initially 2 beta J (n/N) m_beta",
+        ),
+    )
+    residual = sp.expand(reduction.logit.replace(_is_indexed(R.omega), lambda e: sp.S.Zero))
+    equation = dict((sp.sstr(lhs), rhs) for lhs, rhs in reduction.definitions)["m_beta"]
+    formulas = (
+        ("omega", omega.initial),
+        ("residual", residual),
+        ("magnetization_equation", R.m - equation),
+    )
+    return parameters, formulas
+
+
+def _replica_parts(reduction: Reduction):
+    """SK_RS / SK_kRSB: the layer z -> logsigmoid(b + a z) and the output a0 z read off the
+    reduced log rho, the residual, and every parameter's initial value."""
+    S, R = SYMBOLS, RSYM
+    later = reduction.log_rho.function  # a0[eta, i, l] * logsigmoid(b1 + a1 * (...))
+    outer = next(node for node in sp.preorder_traversal(later) if isinstance(node, logsigmoid))
+    inner = next(
+        (node for node in sp.preorder_traversal(outer.args[0]) if isinstance(node, logsigmoid)),
+        S.phi[S.i, S.l],
+    )
+    layer = outer.xreplace({inner: Z})
+    layer = layer.replace(_is_indexed(*R.a), lambda e: A).replace(_is_indexed(*R.b), lambda e: B)
+    output = later.xreplace({outer: Z}).replace(_is_indexed(*R.a), lambda e: A)
+    residual = _without_log_rho(reduction.logit)
+    residual = residual.replace(_is_indexed(R.residual_weight), lambda e: W)
+    residual = residual.replace(_is_indexed(R.residual_bias), lambda e: C)
+    residual = residual.xreplace({S.phi[S.i, S.i]: PHI})
+    if layer != logsigmoid(B + A * Z) or output != A * Z or residual != W * PHI + C:
+        raise ArnnGenError(f"unexpected replica structure: {layer}, {output}, {residual}")
+    specs = []
+    for p in reduction.parameters:
+        if p.name.startswith("residual"):
+            # sum_{l>i} J_{i,l} becomes the row sum the template computes from J.
+            initial = p.initial.replace(lambda e: isinstance(e, sp.Sum), lambda e: R.coupling)
+            shape = ("site",)
+        else:
+            initial, shape = p.initial, ("sign", "pair")
+        specs.append(
+            ParamSpec(
+                name=p.name,
+                role="trainable",
+                shape=shape,
+                initial=initial,
+                description=p.description,
+            )
+        )
+    return tuple(specs), (("layer", layer), ("output", output), ("residual", residual))
+
+
+def _h2arnn_parts(reduction: Reduction):
+    """H2ARNN: b^{+-}_{i,c} and w_{c,l} = beta xi^c_l (fixed); the template contracts the
+    configuration table with the couplings for b and prints w from its formula."""
+    R = RSYM
+    bias, weight = (p.initial for p in reduction.parameters)
+    parameters = (
+        ParamSpec(
+            name="bias",
+            role="fixed",
+            shape=("sign", "config"),
+            initial=bias,
+            description="b^{+-}_{i,c} of H2ARNN",
+        ),
+        ParamSpec(
+            name="weight",
+            role="fixed",
+            shape=("config", "later"),
+            initial=weight,
+            description="w_{c,l} = beta xi^c_l",
+        ),
+    )
+    xi = sp.Symbol("xi")
+    formulas = (("weight", weight.replace(_is_indexed(R.spin_table), lambda e: xi)),)
+    return parameters, formulas
+
+
+_FAMILY_BUILDERS = {
+    "cw_exact": _cw_exact_parts,
+    "cw_inf": _cw_inf_parts,
+    "replica": _replica_parts,
+    "h2arnn": _h2arnn_parts,
+}

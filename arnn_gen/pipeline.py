@@ -1,0 +1,147 @@
+"""The driver: chains stages 1-5 and keeps every intermediate.
+
+    systems   (system, N, J, h, seed | couplings file)  -> Hamiltonian
+    derive    ()                                          -> Derivation (generic N, i)
+    simplify  (system, variant, k, Derivation)            -> Reduction
+    ir        (Hamiltonian, Reduction, beta, name, dtype) -> ArchitectureIR
+    emit      (ArchitectureIR)                            -> source text
+
+:func:`lower` returns all five in one named tuple, :class:`Stages`, so that tests, the CLI
+and debugging can look at any stage. Writing files is :func:`arnn_gen.emit.write_module`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from . import systems
+from .derive import Derivation, derive_conditional
+from .emit import render_module
+from .errors import ArnnGenError
+from .ir import ArchitectureIR, build_ir
+from .simplify import VARIANTS, Reduction, reduce_conditional
+
+__all__ = ["Stages", "lower", "default_size", "MAX_H2ARNN_N", "emit_command"]
+
+#: The enumerating exact variants (H2ARNN) hold 2^N configurations: at most 20 spins.
+MAX_H2ARNN_N = 20
+
+
+class Stages(NamedTuple):
+    hamiltonian: systems.Hamiltonian
+    derivation: Derivation
+    reduction: Reduction
+    ir: ArchitectureIR
+    source: str
+
+
+def default_size(system: str, variant: str) -> int:
+    """DESIGN.md: 100, or 20 for the enumerating exact variants of general and sk."""
+    return MAX_H2ARNN_N if (variant == "exact" and system != "cw") else 100
+
+
+def _format_number(value: float) -> str:
+    return repr(float(value))
+
+
+def emit_command(
+    *,
+    system,
+    variant,
+    N,
+    k,
+    beta,
+    J,
+    h,
+    seed,
+    couplings,
+    name,  # noqa: N803
+) -> str:
+    """The ``arnn-gen emit`` command line that remakes a module (recorded in its header)."""
+    parts = ["arnn-gen emit", f"--system {system}", f"--variant {variant}", f"-N {N}"]
+    if variant == "krsb":
+        parts.append(f"-k {k}")
+    parts.append(f"--beta {_format_number(beta)}")
+    if couplings is not None:
+        parts.append(f"--couplings {couplings}")
+    else:
+        parts += [f"--J {_format_number(J)}", f"--h {_format_number(h)}"]
+        if system == "sk":
+            parts.append(f"--seed {seed}")
+    if name is not None:
+        parts.append(f"--name {name}")
+    return " ".join(parts)
+
+
+def lower(
+    system: str,
+    *,
+    variant: str | None = None,
+    N: int | None = None,  # noqa: N803
+    k: int = 1,
+    beta: float = 1.0,
+    J: float = 1.0,  # noqa: N803
+    h: float = 0.0,
+    seed: int = 0,
+    couplings: str | None = None,
+    name: str | None = None,
+    dtype: str | None = None,
+    derivation: Derivation | None = None,
+) -> Stages:
+    """Run stages 1-5 for one architecture and return every intermediate."""
+    if system not in VARIANTS:
+        raise ArnnGenError(
+            f"unknown system {system!r}; choose one of {', '.join(sorted(VARIANTS))}"
+        )
+    variant = VARIANTS[system][0] if variant is None else variant
+    if variant not in VARIANTS[system]:
+        raise ArnnGenError(
+            f"unknown variant {variant!r} for system {system!r}; "
+            f"choose one of {', '.join(VARIANTS[system])}"
+        )
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ArnnGenError(f"the RSB depth k must be an integer >= 0, got {k!r}")
+    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
+        raise ArnnGenError(f"beta must be finite and > 0, got {beta!r}")
+    if N is not None and (isinstance(N, bool) or not isinstance(N, int) or N < 1):
+        raise ArnnGenError(f"N must be an integer >= 1, got {N!r}")
+    if name is not None and not name.isidentifier():
+        raise ArnnGenError(f"--name must be a Python identifier (it is a module name): {name!r}")
+
+    if couplings is not None:
+        if system != "general":
+            raise ArnnGenError(f"--couplings applies to --system general, not {system}")
+        hamiltonian = systems.load(couplings)
+        if N is not None and N != hamiltonian.N:
+            raise ArnnGenError(f"-N {N} disagrees with the {hamiltonian.N} spins of {couplings}")
+    elif system == "general":
+        raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
+    else:
+        size = default_size(system, variant) if N is None else N
+        if system == "cw":
+            hamiltonian = systems.curie_weiss(size, J=J, h=h)
+        else:
+            hamiltonian = systems.sherrington_kirkpatrick(size, J=J, h=h, seed=seed)
+    if variant == "exact" and system != "cw" and hamiltonian.N > MAX_H2ARNN_N:
+        raise ArnnGenError(
+            f"the exact variant of {system} (H2ARNN) enumerates 2^N states and is limited to "
+            f"N <= {MAX_H2ARNN_N}; got N={hamiltonian.N} (use --variant krsb or rs)"
+        )
+
+    derivation = derivation or derive_conditional()
+    reduction = reduce_conditional(system, variant, k=k, derivation=derivation)
+    command = emit_command(
+        system=system,
+        variant=variant,
+        N=hamiltonian.N,
+        k=k,
+        beta=beta,
+        J=J,
+        h=h,
+        seed=seed,
+        couplings=couplings,
+        name=name,
+    )
+    ir = build_ir(hamiltonian, reduction, beta=float(beta), name=name, dtype=dtype, command=command)
+    return Stages(hamiltonian, derivation, reduction, ir, render_module(ir))
