@@ -7,6 +7,8 @@ ir -> printing / emit -> generated module -> train / evaluate -> cli.
 
 from ._version import __version__
 from .derive import Derivation, derive_conditional
+from .emit import load_module as load
+from .emit import render_module, write_module
 from .errors import ArnnGenError
 from .exact import (
     ExactResult,
@@ -15,6 +17,8 @@ from .exact import (
     enumerate_exact,
     exact_conditionals,
 )
+from .ir import ArchitectureIR
+from .pipeline import Stages, lower
 from .simplify import Reduction, reduce_conditional
 from .systems import (
     Hamiltonian,
@@ -26,11 +30,13 @@ from .systems import load as load_hamiltonian
 
 __all__ = [
     "__version__",
+    "ArchitectureIR",
     "ArnnGenError",
     "Derivation",
     "ExactResult",
     "Hamiltonian",
     "Reduction",
+    "Stages",
     "curie_weiss",
     "curie_weiss_exact",
     "curie_weiss_mean_field",
@@ -38,7 +44,11 @@ __all__ = [
     "enumerate_exact",
     "exact_conditionals",
     "from_couplings",
+    "load",
     "load_hamiltonian",
+    "lower",
     "reduce_conditional",
+    "render_module",
     "sherrington_kirkpatrick",
+    "write_module",
 ]

@@ -19,8 +19,10 @@ import click
 from . import systems
 from ._version import __version__
 from .derive import derive_conditional
+from .emit import write_module
 from .errors import ArnnGenError
 from .exact import exact as exact_reference
+from .pipeline import MAX_H2ARNN_N, lower
 from .render import render_latex, render_png, render_text
 from .simplify import VARIANTS, reduce_conditional
 
@@ -28,8 +30,6 @@ __all__ = ["main"]
 
 SYSTEMS = tuple(VARIANTS)
 ALL_VARIANTS = tuple(sorted({v for variants in VARIANTS.values() for v in variants}))
-#: Largest N the enumerating exact variants (H2ARNN) accept (DESIGN.md).
-MAX_H2ARNN_N = 20
 
 
 class _Group(click.Group):
@@ -226,6 +226,42 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
     click.echo(f"energy            {result.energy:.15g}   (per spin)")
     click.echo(f"entropy           {result.entropy:.15g}   (per spin)")
     click.echo(f"magnetization_abs {result.magnetization_abs:.15g}")
+
+
+@main.command()
+@system_option
+@variant_option
+@click.option("-N", "N", type=int, default=None, help="Spins (default 100; 20 for H2ARNN).")
+@click.option("-k", "k", type=int, default=1, show_default=True, help="RSB depth of krsb.")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="Emission beta.")
+@click.option("--J", "J", type=float, default=1.0, show_default=True, help="Coupling scale.")
+@click.option("--h", "h", type=float, default=0.0, show_default=True, help="Uniform field.")
+@click.option("--seed", type=int, default=0, show_default=True, help="SK instance seed.")
+@click.option("--couplings", type=str, default=None, help="Couplings file (system general).")
+@click.option("--out", type=str, default="generated", show_default=True, help="Directory.")
+@click.option("--name", type=str, default=None, help="Module name (default from the spec).")
+@click.option("--force", is_flag=True, help="Overwrite an existing module.")
+def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force):  # noqa: N803
+    """Emit a standalone PyTorch module (and its .npz sidecar); print the path written."""
+    _check_beta(beta)
+    variant = _check_variant(system, variant)
+    _check_size(N, system=system, variant=variant)
+    if k < 0:
+        raise ArnnGenError(f"the RSB depth k must be >= 0, got {k}")
+    stages = lower(
+        system,
+        variant=variant,
+        N=N,
+        k=k,
+        beta=beta,
+        J=J,
+        h=h,
+        seed=seed,
+        couplings=couplings,
+        name=name,
+    )
+    path = write_module(stages.ir, stages.source, stages.hamiltonian, out, force=force)
+    click.echo(str(path))
 
 
 if __name__ == "__main__":  # pragma: no cover

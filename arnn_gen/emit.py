@@ -27,7 +27,7 @@ from .ir import PHI, A, ArchitectureIR, B, C, W, Z
 from .printing import torch_code
 from .simplify import RSYM
 
-__all__ = ["SYMBOL_NAMES", "render_module", "write_module", "print_formulas"]
+__all__ = ["SYMBOL_NAMES", "load_module", "render_module", "write_module", "print_formulas"]
 
 #: Python names the templates give to the symbols of the formulas.
 SYMBOL_NAMES: dict[sp.Basic, str] = {
@@ -136,4 +136,21 @@ def write_module(
             save(hamiltonian, staged)
             _write_bytes(out / ir.provenance.sidecar, staged.read_bytes())
     _write_bytes(module, source.encode("utf-8"))
+    return module
+
+
+def load_module(path):
+    """Import an emitted module from its file (its sidecar is found beside it)."""
+    import importlib.util
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArnnGenError(f"module file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(f"arnn_gen_emitted_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ArnnGenError(f"{path} is not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "Model"):
+        raise ArnnGenError(f"{path} defines no Model: is it a module emitted by arnn-gen?")
     return module

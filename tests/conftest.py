@@ -1,0 +1,41 @@
+"""Shared fixtures: emitted modules imported from a fresh folder, as a user would."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from arnn_gen.emit import load_module, write_module
+from arnn_gen.pipeline import lower
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def emitted(tmp_path):
+    """emitted(system, **options) -> the module, written to tmp_path, copied alone (with its
+    sidecar) into an empty folder and imported from there."""
+    counter = iter(range(1000))
+
+    def make(system, **options):
+        stages = lower(system, **options)
+        build = tmp_path / f"build{next(counter)}"
+        path = write_module(stages.ir, stages.source, stages.hamiltonian, build)
+        alone = tmp_path / f"alone{next(counter)}"
+        alone.mkdir()
+        for produced in build.iterdir():
+            shutil.copy(produced, alone / produced.name)
+        module = load_module(alone / path.name)
+        module.stages = stages
+        return module
+
+    return make
