@@ -23,7 +23,7 @@ import sympy as sp
 
 from .derive import SYMBOLS
 from .errors import ArnnGenError
-from .ir import PHI, A, ArchitectureIR, B, C, W, Z
+from .ir import PHI, A, ArchitectureIR, B, C, W, Y, Z
 from .printing import torch_code
 from .simplify import RSYM
 
@@ -47,6 +47,7 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
     W: "w",
     C: "c",
     PHI: "phi_site",
+    Y: "y",
     sp.Symbol("xi"): "xi",
 }
 

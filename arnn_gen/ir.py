@@ -311,7 +311,7 @@ def build_ir(
 
 
 #: Scalar stand-ins for the template's local variables in the formulas below.
-Z, A, B, W, C, PHI = sp.symbols("z a b w c phi_site")
+Z, A, B, W, C, PHI, Y = sp.symbols("z a b w c phi_site y")
 
 
 def _is_indexed(*bases):
@@ -397,7 +397,7 @@ def _replica_parts(reduction: Reduction):
             initial = p.initial.replace(lambda e: isinstance(e, sp.Sum), lambda e: R.coupling)
             shape = ("site",)
         else:
-            initial, shape = p.initial, ("sign", "pair")
+            initial, shape = p.initial, ("sign", "site", "later")
         specs.append(
             ParamSpec(
                 name=p.name,
@@ -407,7 +407,30 @@ def _replica_parts(reduction: Reduction):
                 description=p.description,
             )
         )
-    return tuple(specs), (("layer", layer), ("output", output), ("residual", residual))
+    return tuple(specs), (
+        ("layer", layer),
+        ("output", output),
+        ("residual", residual),
+        *_layer_derivatives(layer),
+    )
+
+
+def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
+    """Derivatives of y = logsigmoid(b + a z) for a backward pass that keeps only z and y.
+
+    d y / d b = 1 - sigmoid(b + a z) = 1 - exp(y) = -expm1(y) (accurate as y -> 0), the
+    "slope"; d y / d z and d y / d a are the slope times a and z. All found by SymPy.
+    """
+    from sympy.codegen.rewriting import expm1_opt, optimize
+
+    slope = sp.diff(layer, B)
+    slope = slope.xreplace({sigmoid(layer.args[0]): sp.exp(Y)})
+    slope = optimize(slope, [expm1_opt])
+    if slope.has(A, B, Z):
+        raise ArnnGenError(f"the layer's slope is not a function of its output: {slope}")
+    factor_z = sp.simplify(sp.diff(layer, Z) / sp.diff(layer, B))
+    factor_a = sp.simplify(sp.diff(layer, A) / sp.diff(layer, B))
+    return (("layer_slope", slope), ("slope_z", factor_z), ("slope_a", factor_a))
 
 
 def _h2arnn_parts(reduction: Reduction):

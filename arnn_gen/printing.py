@@ -333,6 +333,7 @@ class TorchPrinter(PythonCodePrinter):
     # -- functions ----------------------------------------------------------------------
 
     _print_exp = _unary("torch.exp")
+    _print_expm1 = _unary("torch.expm1")  # sympy.codegen.cfunctions.expm1
     _print_sinh = _unary("torch.sinh")
     _print_cosh = _unary("torch.cosh")
     _print_tanh = _unary("torch.tanh")

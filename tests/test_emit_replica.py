@@ -59,7 +59,7 @@ def test_forward_equals_sampler_logits_with_small_blocks(emitted):
     x = model.sample(64, generator=torch.Generator().manual_seed(3))
     single = model(x)
     model.PAIRS_PER_BLOCK = 7
-    model._blocks = model._site_blocks(model._row_start)
+    model._blocks = model._site_blocks()
     assert len(model._blocks) > 10
     assert torch.allclose(model(x), single, rtol=0, atol=1e-12)
 
@@ -123,9 +123,10 @@ def test_trainable_and_beta_attribute(emitted):
     assert model.beta == 1.5 and model.N == 10
     model.beta = 2.0
     assert model.beta == 2.0
-    pairs, k = 10 * 9 // 2, 2
-    # a0, then a and b of each of the k + 1 layers, per sign and pair; residual weight, bias
-    expected = (1 + 2 * (k + 1)) * 2 * pairs + 2 * 10
+    k = 2
+    # a0, then a and b of each of the k + 1 layers, per sign, site i and later site l
+    # (stored as N x N squares, of which the pairs l > i are used); residual weight, bias
+    expected = (1 + 2 * (k + 1)) * 2 * 10 * 10 + 2 * 10
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
@@ -148,3 +149,18 @@ def test_cuda(emitted):
     model = module.Model(device="cuda")
     x = model.sample(8)
     assert x.is_cuda and model.log_prob(x).is_cuda
+
+
+def test_layer_backward_matches_finite_differences(emitted):
+    """The memory-saving layer's SymPy-printed derivatives are right, broadcasting included."""
+    module = emitted("sk", variant="krsb", k=1, N=5)
+    generator = torch.Generator().manual_seed(0)
+
+    def tensor(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
+
+    inputs = (tensor(1, 3, 4), tensor(2, 1, 4), tensor(2, 1, 4))
+    assert torch.autograd.gradcheck(module._Layer.apply, inputs)
+    z, a, b = inputs
+    expected = torch.nn.functional.logsigmoid(b + a * z)
+    assert torch.allclose(module._Layer.apply(z, a, b), expected, rtol=0, atol=0)
