@@ -74,11 +74,12 @@ def _environment() -> jinja2.Environment:
 def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
     """Torch code of every formula and every parameter's initial value of ``ir``.
 
-    Keys: the formula names, and ``init_<parameter>`` for the parameters.
+    Keys: the formula names, and ``init_<parameter>`` for the parameters that are not fixed.
     """
     printed = {name: torch_code(expr, symbol_names=SYMBOL_NAMES) for name, expr in ir.formulas}
     for spec in ir.parameters:
-        printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=SYMBOL_NAMES)
+        if spec.role != "fixed":  # fixed values come from the formulas, evaluated in place
+            printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=SYMBOL_NAMES)
     return printed
 
 
