@@ -14,7 +14,9 @@ def readme_commands() -> list[str]:
 
 def test_readme_starts_with_the_two_commands():
     main_job, tests = readme_commands()
-    assert main_job.startswith("pip install torch==2.13.0 && pip install -e . && arnn-gen ")
+    assert main_job.startswith(
+        "pip install torch==2.13.0 && pip install -e . && arnn-gen emit --system sk"
+    )
     assert tests.endswith("python -m pytest -q")
 
 
