@@ -16,15 +16,14 @@ from pathlib import Path
 
 import click
 
-from . import systems
 from ._version import __version__
 from .derive import derive_conditional
 from .emit import write_module
 from .errors import ArnnGenError
 from .exact import exact as exact_reference
-from .pipeline import MAX_H2ARNN_N, lower
+from .pipeline import MAX_H2ARNN_N, build_system, lower
 from .render import render_latex, render_png, render_text
-from .simplify import VARIANTS, reduce_conditional
+from .simplify import VARIANTS, reduce_conditional, resolve_variant
 
 __all__ = ["main"]
 
@@ -71,18 +70,6 @@ def _check_beta(beta: float) -> float:
     return beta
 
 
-def _check_variant(system: str, variant: str | None) -> str:
-    variants = VARIANTS[system]
-    if variant is None:
-        return variants[0]
-    if variant not in variants:
-        raise ArnnGenError(
-            f"unknown variant {variant!r} for system {system!r}; choose one of "
-            f"{', '.join(variants)}"
-        )
-    return variant
-
-
 def _check_size(N: int | None, *, system: str, variant: str) -> None:  # noqa: N803
     if N is None:
         return
@@ -108,34 +95,6 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
-
-
-def build_hamiltonian(
-    system: str,
-    N: int | None,  # noqa: N803
-    *,
-    J: float,  # noqa: N803
-    h: float,
-    seed: int,
-    couplings: str | None,
-    default_n: int,
-) -> systems.Hamiltonian:
-    """The Hamiltonian the CLI options describe (shared by exact, emit, mcmc, ...)."""
-    if couplings is not None:
-        if system != "general":
-            raise ArnnGenError(f"--couplings applies to --system general, not {system}")
-        hamiltonian = systems.load(couplings)
-        if N is not None and N != hamiltonian.N:
-            raise ArnnGenError(f"-N {N} disagrees with the {hamiltonian.N} spins of {couplings}")
-        return hamiltonian
-    if system == "general":
-        raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
-    size = default_n if N is None else N
-    if size < 1:
-        raise ArnnGenError(f"N must be >= 1, got {size}")
-    if system == "cw":
-        return systems.curie_weiss(size, J=J, h=h)
-    return systems.sherrington_kirkpatrick(size, J=J, h=h, seed=seed)
 
 
 system_option = click.option(
@@ -173,7 +132,7 @@ def main() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
 def derive(system, variant, N, k, fmt, out):  # noqa: N803
     """Print the derived conditional P(x_i=+1|x_<i), then the reduced form of the variant."""
-    variant = _check_variant(system, variant)
+    variant = resolve_variant(system, variant)
     _check_size(N, system=system, variant=variant)
     if k < 0:
         raise ArnnGenError(f"the RSB depth k must be >= 0, got {k}")
@@ -211,7 +170,7 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
     (N <= 24) otherwise."""
     _check_beta(beta)
     default_n = 100 if system == "cw" else 20
-    hamiltonian = build_hamiltonian(
+    hamiltonian = build_system(
         system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=default_n
     )
     result = exact_reference(hamiltonian, beta)
@@ -244,7 +203,7 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
 def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force):  # noqa: N803
     """Emit a standalone PyTorch module (and its .npz sidecar); print the path written."""
     _check_beta(beta)
-    variant = _check_variant(system, variant)
+    variant = resolve_variant(system, variant)
     _check_size(N, system=system, variant=variant)
     if k < 0:
         raise ArnnGenError(f"the RSB depth k must be >= 0, got {k}")

@@ -56,7 +56,9 @@ def _srepr(expr: sp.Basic) -> str:
 
 def _parse(text: str) -> sp.Basic:
     namespace = {name: getattr(sp, name) for name in dir(sp) if not name.startswith("_")}
-    namespace.update({"sigmoid": sigmoid, "logsigmoid": logsigmoid})
+    from sympy.codegen.cfunctions import expm1
+
+    namespace.update({"sigmoid": sigmoid, "logsigmoid": logsigmoid, "expm1": expm1})
     return eval(text, namespace)  # noqa: S307 (our own srepr output, see to_dict)
 
 

@@ -20,9 +20,9 @@ from .derive import Derivation, derive_conditional
 from .emit import render_module
 from .errors import ArnnGenError
 from .ir import ArchitectureIR, build_ir
-from .simplify import VARIANTS, Reduction, reduce_conditional
+from .simplify import Reduction, reduce_conditional, resolve_variant
 
-__all__ = ["Stages", "lower", "default_size", "MAX_H2ARNN_N", "emit_command"]
+__all__ = ["Stages", "lower", "build_system", "default_size", "MAX_H2ARNN_N", "emit_command"]
 
 #: The enumerating exact variants (H2ARNN) hold 2^N configurations: at most 20 spins.
 MAX_H2ARNN_N = 20
@@ -34,6 +34,35 @@ class Stages(NamedTuple):
     reduction: Reduction
     ir: ArchitectureIR
     source: str
+
+
+def build_system(
+    system: str,
+    N: int | None,  # noqa: N803
+    *,
+    J: float = 1.0,  # noqa: N803
+    h: float = 0.0,
+    seed: int = 0,
+    couplings: str | None = None,
+    default_n: int,
+) -> systems.Hamiltonian:
+    """Stage 1 from the CLI's options: a couplings file (system general), or the CW / SK
+    system of N spins (``default_n`` when N is None)."""
+    if N is not None and (isinstance(N, bool) or not isinstance(N, int) or N < 1):
+        raise ArnnGenError(f"N must be >= 1, got {N!r}")
+    if couplings is not None:
+        if system != "general":
+            raise ArnnGenError(f"--couplings applies to --system general, not {system}")
+        hamiltonian = systems.load(couplings)
+        if N is not None and N != hamiltonian.N:
+            raise ArnnGenError(f"-N {N} disagrees with the {hamiltonian.N} spins of {couplings}")
+        return hamiltonian
+    if system == "general":
+        raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
+    size = default_n if N is None else N
+    if system == "cw":
+        return systems.curie_weiss(size, J=J, h=h)
+    return systems.sherrington_kirkpatrick(size, J=J, h=h, seed=seed)
 
 
 def default_size(system: str, variant: str) -> int:
@@ -90,39 +119,16 @@ def lower(
     derivation: Derivation | None = None,
 ) -> Stages:
     """Run stages 1-5 for one architecture and return every intermediate."""
-    if system not in VARIANTS:
-        raise ArnnGenError(
-            f"unknown system {system!r}; choose one of {', '.join(sorted(VARIANTS))}"
-        )
-    variant = VARIANTS[system][0] if variant is None else variant
-    if variant not in VARIANTS[system]:
-        raise ArnnGenError(
-            f"unknown variant {variant!r} for system {system!r}; "
-            f"choose one of {', '.join(VARIANTS[system])}"
-        )
+    variant = resolve_variant(system, variant)
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ArnnGenError(f"the RSB depth k must be an integer >= 0, got {k!r}")
     if not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
         raise ArnnGenError(f"beta must be finite and > 0, got {beta!r}")
-    if N is not None and (isinstance(N, bool) or not isinstance(N, int) or N < 1):
-        raise ArnnGenError(f"N must be an integer >= 1, got {N!r}")
     if name is not None and not name.isidentifier():
         raise ArnnGenError(f"--name must be a Python identifier (it is a module name): {name!r}")
-
-    if couplings is not None:
-        if system != "general":
-            raise ArnnGenError(f"--couplings applies to --system general, not {system}")
-        hamiltonian = systems.load(couplings)
-        if N is not None and N != hamiltonian.N:
-            raise ArnnGenError(f"-N {N} disagrees with the {hamiltonian.N} spins of {couplings}")
-    elif system == "general":
-        raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
-    else:
-        size = default_size(system, variant) if N is None else N
-        if system == "cw":
-            hamiltonian = systems.curie_weiss(size, J=J, h=h)
-        else:
-            hamiltonian = systems.sherrington_kirkpatrick(size, J=J, h=h, seed=seed)
+    hamiltonian = build_system(
+        system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=default_size(system, variant)
+    )
     if variant == "exact" and system != "cw" and hamiltonian.N > MAX_H2ARNN_N:
         raise ArnnGenError(
             f"the exact variant of {system} (H2ARNN) enumerates 2^N states and is limited to "

@@ -349,7 +349,7 @@ class TorchPrinter(PythonCodePrinter):
         if isinstance(arg, sp.binomial):
             return self._log_binomial(*arg.args)
         if isinstance(arg, sp.factorial):
-            return self._print(sp.loggamma(arg.args[0] + 1))
+            return self._print(sp.loggamma(arg.args[0] + 1, evaluate=False))
         return self._call("torch.log", self._print(arg))
 
     def _print_binomial(self, expr: sp.binomial) -> str:
@@ -358,13 +358,14 @@ class TorchPrinter(PythonCodePrinter):
 
     def _print_factorial(self, expr: sp.factorial) -> str:
         """``torch.exp(torch.lgamma(n + 1))``."""
-        return self._call("torch.exp", self._print(sp.loggamma(expr.args[0] + 1)))
+        return self._call("torch.exp", self._print(sp.loggamma(expr.args[0] + 1, evaluate=False)))
 
     # -- helpers ------------------------------------------------------------------------
 
     def _log_binomial(self, n: sp.Expr, k: sp.Expr) -> str:
         """log C(n, k) = lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1), unparenthesised."""
-        terms = (sp.loggamma(n + 1), sp.loggamma(k + 1), sp.loggamma(n - k + 1))
+        # evaluate=False: SymPy rewrites loggamma of a nonnegative integer as log(gamma(.)).
+        terms = tuple(sp.loggamma(arg, evaluate=False) for arg in (n + 1, k + 1, n - k + 1))
         texts = []
         for position, term in enumerate(terms):
             text = self._print(term)

@@ -34,6 +34,7 @@ __all__ = [
     "ReducedSymbols",
     "RSYM",
     "reduce_conditional",
+    "resolve_variant",
     "curie_weiss_exact",
     "curie_weiss_saddle",
     "replica_form",
@@ -415,10 +416,8 @@ def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general"
     return Reduction(system, "exact", None, d, log_rho, logit, parameters, definitions, display)
 
 
-def reduce_conditional(
-    system: str, variant: str | None = None, *, k: int = 1, derivation: Derivation | None = None
-) -> Reduction:
-    """The reduced form of ``variant`` for ``system`` (DESIGN.md's table; None: default)."""
+def resolve_variant(system: str, variant: str | None) -> str:
+    """``variant`` checked against DESIGN.md's table for ``system`` (None: the default)."""
     if system not in VARIANTS:
         raise ArnnGenError(
             f"unknown system {system!r}; choose one of {', '.join(sorted(VARIANTS))}"
@@ -429,6 +428,14 @@ def reduce_conditional(
             f"unknown variant {variant!r} for system {system!r}; "
             f"choose one of {', '.join(VARIANTS[system])}"
         )
+    return variant
+
+
+def reduce_conditional(
+    system: str, variant: str | None = None, *, k: int = 1, derivation: Derivation | None = None
+) -> Reduction:
+    """The reduced form of ``variant`` for ``system`` (DESIGN.md's table; None: default)."""
+    variant = resolve_variant(system, variant)
     d = derivation or derive_conditional()
     if variant == "exact":
         return curie_weiss_exact(d) if system == "cw" else h2arnn_form(d, system=system)

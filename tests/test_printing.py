@@ -337,3 +337,13 @@ def test_non_strict_collects_unsupported():
 def test_rejects_non_sympy_input():
     with pytest.raises(ArnnGenError, match="not a SymPy expression"):
         torch_code("a + b")
+
+
+def test_log_binomial_of_integer_symbols_stays_lgamma():
+    """SymPy rewrites loggamma(n + 1) as log(gamma(n + 1)) when n is a nonnegative integer
+    symbol; the printer must still give the stable lgamma difference."""
+    n, k = sp.symbols("n k", integer=True, nonnegative=True)
+    assert torch_code(sp.log(sp.binomial(n, k))) == (
+        "torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(-k + n + 1)"
+    )
+    assert torch_code(sp.log(sp.factorial(n))) == "torch.lgamma(n + 1)"
