@@ -3,7 +3,6 @@ CW_inf) against exact references (PHYSICS.md section 3)."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import shutil
 import subprocess
@@ -11,20 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from spins import all_configurations, config_index
 
 from arnn_gen.emit import print_formulas
 from arnn_gen.exact import curie_weiss_exact, exact_conditionals, solve_magnetization
-
-
-def all_configurations(N: int) -> torch.Tensor:
-    return torch.tensor(list(itertools.product((1.0, -1.0), repeat=N)), dtype=torch.float64)
-
-
-def config_index(x: torch.Tensor) -> torch.Tensor:
-    """Index of each row of x in all_configurations order."""
-    N = x.shape[1]
-    bits = (x < 0).long()
-    return (bits * (2 ** torch.arange(N - 1, -1, -1))).sum(1)
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -7,7 +7,6 @@ and imported from there, as a user would (DESIGN.md, emitted module contract).
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from spins import all_configurations, config_index
 
 from arnn_gen import systems
 from arnn_gen.derive import derive_conditional
@@ -52,16 +52,6 @@ def emit(tmp_path_factory, derivation):
         return cache[key]
 
     return make
-
-
-def all_configurations(N: int) -> torch.Tensor:  # noqa: N803
-    return torch.tensor(list(itertools.product((1.0, -1.0), repeat=N)), dtype=torch.float64)
-
-
-def config_index(x: torch.Tensor) -> torch.Tensor:
-    """Index of each row of x in all_configurations order."""
-    bits = (x < 0).long()
-    return (bits * (2 ** torch.arange(x.shape[1] - 1, -1, -1))).sum(1)
 
 
 def random_system(N: int, seed: int) -> systems.Hamiltonian:  # noqa: N803

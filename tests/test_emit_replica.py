@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
+from spins import all_configurations, config_index
 
 from arnn_gen import systems
 from arnn_gen.exact import log_boltzmann
-
-
-def all_configurations(N: int) -> torch.Tensor:
-    return torch.tensor(list(itertools.product((1.0, -1.0), repeat=N)), dtype=torch.float64)
-
-
-def config_index(x: torch.Tensor) -> torch.Tensor:
-    """Index of each row of x in all_configurations order."""
-    N = x.shape[1]
-    bits = (x < 0).long()
-    return (bits * (2 ** torch.arange(N - 1, -1, -1))).sum(1)
 
 
 @pytest.mark.parametrize("variant, k", [("rs", 0), ("krsb", 1), ("krsb", 2)])
