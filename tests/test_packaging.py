@@ -64,3 +64,7 @@ def test_wheel_installs_and_runs_elsewhere(tmp_path):
     assert "derive" in run(str(env_dir / "bin" / "arnn-gen"), "--help")
     latex = run(str(env_dir / "bin" / "arnn-gen"), "derive", "--system", "cw")
     assert r"\operatorname{logsumexp}" in latex
+    # the templates are found at run time from the installed wheel
+    written = run(str(env_dir / "bin" / "arnn-gen"), "emit", "--system", "sk", "-N", "6")
+    assert written.strip() == "generated/sk_krsb1_n6.py"
+    assert (elsewhere / "generated" / "sk_krsb1_n6.npz").exists()
