@@ -95,6 +95,8 @@ class CurieWeissCWInf(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    SYSTEM = "cw"
+    VARIANT = "inf"
     N = 100
     EMISSION_BETA = 1.0
     EMISSION_J = 1.0

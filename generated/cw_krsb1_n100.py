@@ -134,6 +134,8 @@ class CurieWeiss1RSB(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    SYSTEM = "cw"
+    VARIANT = "krsb"
     N = 100
     EMISSION_BETA = 1.0
     K = 1

@@ -132,6 +132,8 @@ class CurieWeissRS(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    SYSTEM = "cw"
+    VARIANT = "rs"
     N = 100
     EMISSION_BETA = 1.0
     K = 0

@@ -132,6 +132,8 @@ class GeneralRS(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    SYSTEM = "general"
+    VARIANT = "rs"
     N = 8
     EMISSION_BETA = 1.0
     K = 0

@@ -125,6 +125,8 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    SYSTEM = "sk"
+    VARIANT = "exact"
     N = 20
     EMISSION_BETA = 1.0
     #: H2ARNN holds 2^N - 1 configurations: it refuses more spins than this.
