@@ -223,5 +223,223 @@ def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force): 
     click.echo(str(path))
 
 
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ArnnGenError("--device cuda: no CUDA device is available")
+    return choice
+
+
+def _model_from(module_path: str, *, beta: float | None = None, **options):
+    """Model() of an emitted module file, passing only the options its constructor takes."""
+    import inspect
+
+    from .emit import load_module
+
+    module = load_module(module_path)
+    accepted = inspect.signature(module.Model).parameters
+    chosen = {k: v for k, v in options.items() if k in accepted and v is not None}
+    if beta is not None:
+        chosen["beta"] = beta
+    return module.Model(**chosen)
+
+
+def _save_npy(path: Path, array) -> None:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    write_atomically(path, buffer.getvalue())
+
+
+def _checked_out(path: str, force: bool) -> Path:
+    out = Path(path)
+    if out.exists() and not force:
+        raise ArnnGenError(f"{out} exists; use --force to overwrite it")
+    return out
+
+
+@main.command()
+@click.argument("module_path", metavar="MODULE.py")
+@click.option("--beta", type=float, required=True, help="Target inverse temperature.")
+@click.option("--beta-start", type=float, default=0.1, show_default=True)
+@click.option("--beta-step", type=float, default=0.05, show_default=True)
+@click.option("--steps-per-beta", type=int, default=1000, show_default=True)
+@click.option("--batch", type=int, default=2000, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--early-stop", type=float, default=None, help="Stop a beta once the spread of f < this."
+)
+@click.option("--eval-samples", type=int, default=20000, show_default=True)
+@click.option("--init", type=click.Choice(("paramagnetic", "random")), default="paramagnetic")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
+@click.option("--dtype", type=click.Choice(("float32", "float64")), default="float32")
+@click.option("--out", type=str, default=None, help="Run folder (default runs/<module>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, seed,
+          early_stop, eval_samples, init, device, dtype, out, resume, quiet):  # fmt: skip
+    """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    _check_beta(beta)
+    config = TrainConfig(
+        beta=beta, beta_start=beta_start, beta_step=beta_step, steps_per_beta=steps_per_beta,
+        batch=batch, lr=lr, seed=seed, early_stop=early_stop, eval_samples=eval_samples,
+        device=_device(device), dtype=dtype,
+    )  # fmt: skip
+    model = _model_from(module_path, beta=config.betas()[0], init=init)
+    run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
+    label = getattr(model, "SYSTEM", "") and f"{type(model).__name__}"
+    result = run_training(model, config, run_dir, resume=resume, progress=not quiet, label=label)
+    final = result.final
+    line = f"f = {final['free_energy']:.8f} +- {final['free_energy_sem']:.1e}"
+    if final.get("exact_free_energy") is not None:
+        line += (
+            f" (exact {final['exact_free_energy']:.8f}, rel. error {final['relative_error']:.2e})"
+        )
+    click.echo(f"{run_dir}: beta = {beta}, {line}, ESS = {final['ess']:.0f}")
+
+
+@main.command()
+@click.argument("module_path", metavar="MODULE.py")
+@click.argument("samples_path", metavar="SAMPLES.npy")
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--batch", type=int, default=1000, show_default=True)
+@click.option("--lr", type=float, default=1e-2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--beta", type=float, default=None, help="Model beta (default: emission beta).")
+@click.option("--learn-couplings", is_flag=True, help="Learn the first layer from small values.")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
+@click.option("--out", type=str, default=None, help="Run folder (default runs/<module>_fit).")
+@click.option("--quiet", is_flag=True)
+def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_couplings, device, out,
+        quiet):  # fmt: skip
+    """Maximum likelihood on samples; --learn-couplings for the inverse problem."""
+    import torch
+
+    from .train import FitConfig, fit_model
+
+    if beta is not None:
+        _check_beta(beta)
+    samples = _load_samples(samples_path)
+    config = FitConfig(epochs=epochs, batch=batch, lr=lr, seed=seed, device=_device(device))
+    model = _model_from(
+        module_path, beta=beta, init="random", learn_couplings=learn_couplings or None
+    )
+    if learn_couplings and not isinstance(getattr(model, "J", None), torch.nn.Parameter):
+        raise ArnnGenError(f"{module_path}: this architecture has no learnable first layer")
+    run_dir = Path(out) if out is not None else Path("runs") / f"{Path(module_path).stem}_fit"
+    losses = fit_model(model, samples, config, run_dir, learn_couplings=learn_couplings,
+                       progress=not quiet)  # fmt: skip
+    click.echo(f"{run_dir}: -log likelihood per spin {losses[-1] / model.N:.6f} "
+               f"after {epochs} epochs on {len(samples)} samples")  # fmt: skip
+
+
+def _load_samples(path: str):
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise ArnnGenError(f"samples file {path} does not exist")
+    try:
+        samples = np.load(path, allow_pickle=False)
+    except Exception as error:  # noqa: BLE001
+        raise ArnnGenError(f"cannot read samples file {path}: {error}") from error
+    if samples.ndim != 2 or not np.isin(samples, (-1, 1)).all():
+        raise ArnnGenError(f"{path} must hold a [S, N] array of -1 and +1")
+    return samples
+
+
+@main.command()
+@click.argument("module_path", metavar="MODULE.py")
+@click.option("--checkpoint", type=str, default=None, help="model.pt or checkpoint.pt of a run.")
+@click.option("-n", "count", type=int, required=True, help="Number of samples.")
+@click.option("--out", type=str, required=True, help="Output .npy file.")
+@click.option("--beta", type=float, default=None, help="Model beta (default: emission beta).")
+@click.option("--mh-steps", type=int, default=0, show_default=True,
+              help="Neural Metropolis-Hastings steps with the model as proposal.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
+    """Draw samples from an emitted module (optionally trained) into a .npy file."""
+    import torch
+
+    if count < 1:
+        raise ArnnGenError(f"-n must be >= 1, got {count}")
+    if mh_steps < 0:
+        raise ArnnGenError(f"--mh-steps must be >= 0, got {mh_steps}")
+    if beta is not None:
+        _check_beta(beta)
+    target = _checked_out(out, force)
+    model = _model_from(module_path, beta=beta)
+    if checkpoint is not None:
+        from .train import load_state
+
+        model.load_state_dict(load_state(checkpoint))
+    generator = torch.Generator().manual_seed(seed)
+    if mh_steps:
+        from .mcmc import neural_metropolis
+
+        result = neural_metropolis(model, chains=count, steps=mh_steps, generator=generator)
+        samples, note = result.samples, f", acceptance rate {result.acceptance_rate:.4f}"
+    else:
+        with torch.no_grad():
+            samples = torch.cat([
+                model.sample(min(10000, count - first), generator=generator)
+                for first in range(0, count, 10000)
+            ])  # fmt: skip
+        note = ""
+    _save_npy(target, samples.to(torch.int8).cpu().numpy())
+    click.echo(f"{target}: {count} samples{note}")
+
+
+@main.command()
+@system_option
+@click.option("-N", "N", type=int, default=None, help="Spins (default 100).")
+@click.option("--J", "J", type=float, default=1.0, show_default=True)
+@click.option("--h", "h", type=float, default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="SK instance seed.")
+@click.option("--couplings", type=str, default=None)
+@click.option("-n", "count", type=int, required=True, help="Number of chains (samples).")
+@click.option("--beta", type=float, required=True)
+@click.option("--sweeps", type=int, required=True, help="Sweeps of every chain.")
+@click.option("--chain-seed", type=int, default=0, show_default=True)
+@click.option("--out", type=str, required=True, help="Output .npy file.")
+@click.option("--force", is_flag=True)
+def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out, force):  # noqa: N803
+    """Single-spin-flip Metropolis over many independent chains: one sample per chain."""
+    import torch
+
+    from .mcmc import metropolis_samples
+
+    _check_beta(beta)
+    if count < 1 or sweeps < 0:
+        raise ArnnGenError("-n must be >= 1 and --sweeps >= 0")
+    target = _checked_out(out, force)
+    hamiltonian = build_system(system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=100)
+    generator = torch.Generator().manual_seed(chain_seed)
+    samples = metropolis_samples(hamiltonian, beta, count=count, sweeps=sweeps, generator=generator)
+    _save_npy(target, samples.to(torch.int8).numpy())
+    click.echo(f"{target}: {count} samples of {system} N={hamiltonian.N} at beta={beta}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.option("--out", type=str, default=None, help="Folder (default: the first RUN_DIR).")
+def plot(run_dirs, out):
+    """F vs beta with the exact curve, relative error, P(q), training curves (PNG and PDF)."""
+    from .plots import save_plots
+
+    for path in save_plots(run_dirs, out or run_dirs[0]):
+        click.echo(str(path))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

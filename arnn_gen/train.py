@@ -1,0 +1,487 @@
+"""Stage 6: training. Variational free energy with beta annealing, and maximum likelihood.
+
+Input: a model (an emitted module's ``Model`` or a baseline: ``N``, ``beta``, ``sample``,
+``log_prob``, ``energy``) and a :class:`TrainConfig`. Output: a run folder
+
+    config.json      the configuration and what was trained
+    history.csv      beta, step, free_energy, free_energy_std of every training step
+    metrics.csv      one row per beta (METRIC_KEYS), also in metrics.json with the final
+    metrics.json     estimate on eval_samples samples and the overlap distribution P(q)
+    checkpoint.pt    model, optimizer and generator state after every beta (atomic)
+    model.pt         the final model state
+
+Variational training (PHYSICS.md section 5): x ~ Q by ancestral sampling, L = log Q(x) +
+beta H(x), gradient E_Q[(L - mean L) grad log Q] (REINFORCE with the batch-mean baseline),
+Adam; beta runs from beta_start to beta in steps of beta_step with steps_per_beta steps each.
+With the same seed and device, a run gives the same numbers, and a run resumed from its
+checkpoint ends in the same state as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ArnnGenError
+from .observables import Estimates, estimate, overlap_histogram
+
+__all__ = [
+    "METRIC_KEYS",
+    "TrainConfig",
+    "FitConfig",
+    "TrainResult",
+    "beta_schedule",
+    "exact_free_energy",
+    "hamiltonian_of",
+    "train",
+    "fit",
+    "fit_model",
+    "load_checkpoint",
+    "load_state",
+    "reinforce_loss",
+]
+
+#: Columns of metrics.csv / rows of metrics.json (issue 4), exact values when known.
+METRIC_KEYS = (
+    "beta",
+    "free_energy",
+    "free_energy_std",
+    "free_energy_sem",
+    "free_energy_is",
+    "free_energy_is_sem",
+    "ess",
+    "energy",
+    "entropy",
+    "magnetization_abs",
+    "exact_free_energy",
+    "relative_error",
+)
+#: Exact references by enumeration up to this size (the CW formula covers any N).
+MAX_REFERENCE_N = 20
+_CHECKPOINT_VERSION = 1
+
+
+def _positive(name: str, value, *, integer: bool = False, allow_zero: bool = False):
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ArnnGenError(f"{name} must be {'an integer' if integer else 'a number'}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ArnnGenError(f"{name} must be finite and {'>=' if allow_zero else '>'} 0")
+    return value
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Variational training with annealing (defaults: the paper's protocol)."""
+
+    beta: float
+    beta_start: float = 0.1
+    beta_step: float = 0.05
+    steps_per_beta: int = 1000
+    batch: int = 2000
+    lr: float = 1e-3
+    seed: int = 0
+    early_stop: float | None = None  # stop a beta once the spread of f is below this
+    eval_samples: int = 20000
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _positive("beta", self.beta)
+        _positive("beta_start", self.beta_start)
+        _positive("beta_step", self.beta_step)
+        _positive("steps_per_beta", self.steps_per_beta, integer=True, allow_zero=True)
+        _positive("batch", self.batch, integer=True)
+        _positive("lr", self.lr)
+        _positive("eval_samples", self.eval_samples, integer=True)
+        if self.early_stop is not None:
+            _positive("early_stop", self.early_stop)
+        if self.dtype not in ("float32", "float64"):
+            raise ArnnGenError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def betas(self) -> tuple[float, ...]:
+        return beta_schedule(self.beta_start, self.beta, self.beta_step)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def beta_schedule(start: float, stop: float, step: float) -> tuple[float, ...]:
+    """start, start + step, ... up to stop, which is always the last value.
+
+    Values are rounded to 12 digits so that 0.1 + 0.05 k prints as it reads; a start above
+    stop gives (stop,).
+    """
+    if start >= stop:
+        return (float(stop),)
+    count = math.floor((stop - start) / step + 1e-9)
+    values = [round(start + step * k, 12) for k in range(count + 1)]
+    if not math.isclose(values[-1], stop, rel_tol=0, abs_tol=1e-9):
+        values.append(float(stop))
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    rows: tuple[dict, ...]
+    final: dict
+    run_dir: Path | None
+
+
+def hamiltonian_of(model):
+    """The Hamiltonian a model samples, from what it holds (baselines keep it; emitted modules
+    hold J, h or, for Curie-Weiss, the two scalars)."""
+    from . import systems
+
+    held = getattr(model, "hamiltonian", None)
+    if held is not None:
+        return held
+    N = model.N
+    J, h = getattr(model, "J", None), getattr(model, "h", None)
+    if isinstance(J, float):  # CW_N / CW_inf modules: J_ij = J / N, h_i = h
+        return systems.curie_weiss(N, J=J, h=h)
+    couplings = getattr(model, "couplings", J)
+    fields = getattr(model, "fields", h)
+    couplings = couplings.detach().double().cpu().numpy()
+    fields = fields.detach().double().cpu().numpy()
+    if getattr(model, "SYSTEM", None) == "cw" and N > 1:
+        scale, field = float(couplings[0, 1]) * N, float(fields[0])
+        uniform = systems.curie_weiss(N, J=scale, h=field)
+        if np.allclose(uniform.J, couplings, rtol=0, atol=1e-6) and np.allclose(
+            uniform.h, fields, rtol=0, atol=1e-6
+        ):
+            return uniform
+    return systems.from_couplings(couplings, fields)
+
+
+def exact_free_energy(model, beta: float) -> float | None:
+    """Exact f per spin when it is known: the CW formula (any N), enumeration (N <= 20)."""
+    from .exact import exact
+
+    hamiltonian = hamiltonian_of(model)
+    if hamiltonian.kind != "cw" and hamiltonian.N > MAX_REFERENCE_N:
+        return None
+    return exact(hamiltonian, beta).free_energy
+
+
+def reinforce_loss(model, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(surrogate loss, L) for a batch x ~ Q: grad of the loss is the REINFORCE estimate
+    E[(L - mean L) grad log Q] of beta grad F[Q] (PHYSICS.md section 5)."""
+    log_q = model.log_prob(x)  # [B]
+    with torch.no_grad():
+        L = log_q + beta * model.energy(x).to(log_q.dtype)  # [B]
+    return ((L - L.mean()) * log_q).mean(), L
+
+
+def _row(estimates: Estimates, exact_f: float | None) -> dict:
+    record = {key: getattr(estimates, key) for key in METRIC_KEYS if hasattr(estimates, key)}
+    record["exact_free_energy"] = exact_f
+    record["relative_error"] = (
+        None if exact_f is None else abs(estimates.free_energy - exact_f) / abs(exact_f)
+    )
+    return record
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle = tempfile.NamedTemporaryFile(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            handle.write(data)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _csv(rows, keys) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(keys), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in keys})
+    return buffer.getvalue().encode()
+
+
+def _save_torch(path: Path, payload) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    _atomic_write(path, buffer.getvalue())
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint written by :func:`train`; a clear error when missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArnnGenError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 (any unpickling failure means a bad file)
+        raise ArnnGenError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(payload, dict) or payload.get("version") != _CHECKPOINT_VERSION:
+        raise ArnnGenError(f"{path} is not an arnn-gen checkpoint")
+    return payload
+
+
+class _Progress:
+    """A tqdm bar over all training steps (nothing when quiet)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled and total > 0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="step", dynamic_ncols=True)
+
+    def update(self, beta, step, free_energy, spread, ess=None):
+        if self.bar is None:
+            return
+        info = {"beta": f"{beta:.3g}", "step": step, "F": f"{free_energy:.5f}+-{spread:.1e}"}
+        if ess is not None:
+            info["ESS"] = f"{ess:.0f}"
+        self.bar.set_postfix(info, refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(
+    model: torch.nn.Module,
+    config: TrainConfig,
+    run_dir=None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    label: str | None = None,
+    after_beta: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Anneal and train ``model`` variationally; write the run folder when given.
+
+    ``after_beta(index, beta)`` is called after each beta's checkpoint (tests interrupt a
+    run there). With ``resume``, the run continues from ``run_dir/checkpoint.pt``.
+    """
+    device = torch.device(config.device)
+    model.to(device=device, dtype=getattr(torch, config.dtype))
+    run = Path(run_dir) if run_dir is not None else None
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(parameters, lr=config.lr) if parameters else None
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    betas = config.betas()
+    rows: list[dict] = []
+    history: list[dict] = []
+    start = 0
+    if resume:
+        if run is None:
+            raise ArnnGenError("resume needs the run folder")
+        payload = load_checkpoint(run / "checkpoint.pt")
+        if payload["config"] != config.to_dict():
+            raise ArnnGenError(f"{run} was made with another configuration; cannot resume it")
+        model.load_state_dict(payload["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"])
+        rows, history, start = list(payload["rows"]), list(payload["history"]), payload["done"]
+    if run is not None:
+        run.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "label": label or type(model).__name__,
+            "system": getattr(
+                model, "SYSTEM", getattr(getattr(model, "hamiltonian", None), "kind", None)
+            ),
+            "N": model.N,
+            "config": config.to_dict(),
+        }
+        _atomic_write(run / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+
+    bar = _Progress(config.steps_per_beta * (len(betas) - start) if optimizer else 0, progress)
+    try:
+        for index in range(start, len(betas)):
+            beta = betas[index]
+            model.beta = beta
+            for step in range(config.steps_per_beta if optimizer else 0):
+                with torch.no_grad():
+                    x = model.sample(config.batch, generator=generator)
+                loss, L = reinforce_loss(model, x, beta)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                f = (L / (beta * model.N)).double()
+                spread = float(f.std()) if len(f) > 1 else 0.0
+                history.append(
+                    {
+                        "beta": beta,
+                        "step": step,
+                        "free_energy": float(f.mean()),
+                        "free_energy_std": spread,
+                    }  # fmt: skip
+                )
+                bar.update(beta, step, float(f.mean()), spread)
+                if config.early_stop is not None and spread < config.early_stop:
+                    break
+            estimates = estimate(model, beta=beta, samples=config.batch,
+                                 batch_size=config.batch, generator=generator)  # fmt: skip
+            rows.append(_row(estimates, exact_free_energy(model, beta)))
+            if run is not None:
+                payload = {
+                    "version": _CHECKPOINT_VERSION,
+                    "config": config.to_dict(),
+                    "done": index + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict() if optimizer else {},
+                    "generator": generator.get_state(),
+                    "rows": rows,
+                    "history": history,
+                }
+                _save_torch(run / "checkpoint.pt", payload)
+                _write_metrics(run, rows, history, None, label or type(model).__name__, model)
+            if after_beta is not None:
+                after_beta(index, beta)
+    finally:
+        bar.close()
+
+    model.beta = betas[-1]
+    final_estimates = estimate(
+        model, beta=betas[-1], samples=config.eval_samples, batch_size=config.batch,
+        generator=generator,
+    )  # fmt: skip
+    final = _row(final_estimates, exact_free_energy(model, betas[-1]))
+    with torch.no_grad():
+        x = model.sample(min(config.eval_samples, 20000), generator=generator)
+    edges, density = overlap_histogram(x)
+    final["overlap_edges"] = [float(v) for v in edges]
+    final["overlap_density"] = [float(v) for v in density]
+    if run is not None:
+        _save_torch(run / "model.pt", model.state_dict())
+        _write_metrics(run, rows, history, final, label or type(model).__name__, model)
+    return TrainResult(tuple(rows), final, run)
+
+
+def _write_metrics(run: Path, rows, history, final, label, model) -> None:
+    document = {
+        "label": label,
+        "system": getattr(model, "SYSTEM", None),
+        "N": model.N,
+        "rows": rows,
+        "final": final,
+    }
+    config = json.loads((run / "config.json").read_text())
+    document["config"] = config["config"]
+    document["system"] = config["system"]
+    _atomic_write(run / "metrics.json", json.dumps(document, indent=1).encode())
+    _atomic_write(run / "metrics.csv", _csv(rows, METRIC_KEYS))
+    _atomic_write(
+        run / "history.csv", _csv(history, ("beta", "step", "free_energy", "free_energy_std"))
+    )
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Maximum likelihood on samples (the inverse problem of PHYSICS.md section 5)."""
+
+    epochs: int = 100
+    batch: int = 1000
+    lr: float = 1e-2
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _positive("epochs", self.epochs, integer=True)
+        _positive("batch", self.batch, integer=True)
+        _positive("lr", self.lr)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def fit(model, samples, config: FitConfig, *, progress: bool = False) -> list[float]:
+    """Minimise -mean log Q(x) over ``samples`` [S, N] (+-1) with Adam in shuffled
+    mini-batches; returns the mean negative log-likelihood per sample of every epoch."""
+    samples = torch.as_tensor(np.asarray(samples), dtype=getattr(torch, config.dtype))
+    if samples.dim() != 2 or samples.shape[1] != model.N:
+        raise ArnnGenError(f"samples must have shape [S, {model.N}], got {tuple(samples.shape)}")
+    if not bool(((samples == 1) | (samples == -1)).all()):
+        raise ArnnGenError("samples must hold only -1 and +1")
+    device = torch.device(config.device)
+    model.to(device=device, dtype=getattr(torch, config.dtype))
+    samples = samples.to(device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ArnnGenError("this model has no trainable parameters to fit")
+    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = []
+    bar = _Progress(config.epochs, progress)
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(samples), generator=generator).to(device)
+        total = 0.0
+        for first in range(0, len(samples), config.batch):
+            batch = samples[order[first : first + config.batch]]
+            loss = -model.log_prob(batch).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(batch)
+        losses.append(total / len(samples))
+        bar.update(float(getattr(model, "beta", 0.0)), epoch, losses[-1] / model.N, 0.0)
+    bar.close()
+    return losses
+
+
+def load_state(path) -> dict:
+    """The model state in a run's ``model.pt`` or ``checkpoint.pt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArnnGenError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001
+        raise ArnnGenError(f"cannot read checkpoint {path}: {error}") from error
+    if isinstance(payload, dict) and payload.get("version") == _CHECKPOINT_VERSION:
+        return payload["model"]
+    if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        return payload
+    raise ArnnGenError(f"{path} holds no model state")
+
+
+#: Standard deviation of the first layer's small random start in the inverse problem.
+INVERSE_START_STD = 1e-2
+
+
+def fit_model(model, samples, config: FitConfig, run_dir=None, *, learn_couplings=False,
+              progress=False) -> list[float]:  # fmt: skip
+    """:func:`fit`, writing ``config.json``, ``fit.json`` (losses) and ``model.pt`` to
+    ``run_dir``. With ``learn_couplings`` the first layer (a parameter J, h of the model)
+    restarts from small random symmetric couplings (std INVERSE_START_STD) and zero fields,
+    as in the paper's inverse problem (PHYSICS.md section 5)."""
+    if learn_couplings:
+        generator = torch.Generator().manual_seed(config.seed)
+        with torch.no_grad():
+            noise = torch.randn(model.N, model.N, generator=generator, dtype=torch.float64)
+            noise = torch.triu(noise, 1) * INVERSE_START_STD
+            model.J.copy_(noise + noise.T)
+            model.h.zero_()
+    losses = fit(model, samples, config, progress=progress)
+    if run_dir is not None:
+        run = Path(run_dir)
+        run.mkdir(parents=True, exist_ok=True)
+        meta = {"config": config.to_dict(), "learn_couplings": learn_couplings,
+                "samples": len(samples), "N": model.N}  # fmt: skip
+        _atomic_write(run / "config.json", json.dumps(meta, indent=2).encode())
+        per_spin = [loss / model.N for loss in losses]
+        _atomic_write(run / "fit.json", json.dumps({"nll_per_spin": per_spin}).encode())
+        _save_torch(run / "model.pt", model.state_dict())
+    return losses
