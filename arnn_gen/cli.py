@@ -297,7 +297,7 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, s
     )  # fmt: skip
     model = _model_from(module_path, beta=config.betas()[0], init=init)
     run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
-    label = getattr(model, "SYSTEM", "") and f"{type(model).__name__}"
+    label = type(model).__name__
     result = run_training(model, config, run_dir, resume=resume, progress=not quiet, label=label)
     final = result.final
     line = f"f = {final['free_energy']:.8f} +- {final['free_energy_sem']:.1e}"
