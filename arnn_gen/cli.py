@@ -297,8 +297,7 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, s
     )  # fmt: skip
     model = _model_from(module_path, beta=config.betas()[0], init=init)
     run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
-    label = type(model).__name__
-    result = run_training(model, config, run_dir, resume=resume, progress=not quiet, label=label)
+    result = run_training(model, config, run_dir, resume=resume, progress=not quiet)
     final = result.final
     line = f"f = {final['free_energy']:.8f} +- {final['free_energy_sem']:.1e}"
     if final.get("exact_free_energy") is not None:
@@ -439,6 +438,23 @@ def plot(run_dirs, out):
 
     for path in save_plots(run_dirs, out or run_dirs[0]):
         click.echo(str(path))
+
+
+@main.command()
+@click.argument("system", type=click.Choice(("cw", "sk")))
+@click.option("--quick", is_flag=True, help="Small sizes, short schedules: a few minutes.")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
+@click.option("--out", type=str, default=None, help="Folder (default runs/reproduce_<system>).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def reproduce(system, quick, device, out, quiet):
+    """The paper's comparison for cw or sk (PHYSICS.md section 6): runs, plots, summary."""
+    from .experiments import preset, run_experiment
+
+    experiment = preset(system, quick=quick, device=_device(device))
+    folder = Path(out) if out is not None else Path("runs") / f"reproduce_{system}"
+    summary = run_experiment(experiment, folder, progress=not quiet)
+    click.echo(summary.read_text(), nl=False)
+    click.echo(str(summary))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -258,6 +258,12 @@ class _Progress:
             self.bar.close()
 
 
+def label_of(model) -> str:
+    """The architecture's name: an emitted module's TITLE (SK_1RSB, CW_N, ...), a
+    baseline's name (1L, MADE_21, ...), else the class name."""
+    return getattr(model, "TITLE", None) or getattr(model, "name", None) or type(model).__name__
+
+
 def train(
     model: torch.nn.Module,
     config: TrainConfig,
@@ -297,7 +303,7 @@ def train(
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
         meta = {
-            "label": label or type(model).__name__,
+            "label": label or label_of(model),
             "system": getattr(
                 model, "SYSTEM", getattr(getattr(model, "hamiltonian", None), "kind", None)
             ),
@@ -346,7 +352,7 @@ def train(
                     "history": history,
                 }
                 _save_torch(run / "checkpoint.pt", payload)
-                _write_metrics(run, rows, history, None, label or type(model).__name__, model)
+                _write_metrics(run, rows, history, None, label or label_of(model), model)
             if after_beta is not None:
                 after_beta(index, beta)
     finally:
@@ -365,7 +371,7 @@ def train(
     final["overlap_density"] = [float(v) for v in density]
     if run is not None:
         _save_torch(run / "model.pt", model.state_dict())
-        _write_metrics(run, rows, history, final, label or type(model).__name__, model)
+        _write_metrics(run, rows, history, final, label or label_of(model), model)
     return TrainResult(tuple(rows), final, run)
 
 

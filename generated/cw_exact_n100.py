@@ -73,6 +73,7 @@ class CurieWeissCWN(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    TITLE = "CW_N"
     SYSTEM = "cw"
     VARIANT = "exact"
     N = 100

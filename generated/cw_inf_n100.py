@@ -95,6 +95,7 @@ class CurieWeissCWInf(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    TITLE = "CW_inf"
     SYSTEM = "cw"
     VARIANT = "inf"
     N = 100

@@ -125,6 +125,7 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    TITLE = "H2ARNN"
     SYSTEM = "sk"
     VARIANT = "exact"
     N = 20

@@ -132,6 +132,7 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
     """
 
+    TITLE = "SK_RS"
     SYSTEM = "sk"
     VARIANT = "rs"
     N = 100
