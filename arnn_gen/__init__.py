@@ -6,6 +6,7 @@ ir -> printing / emit -> generated module -> train / evaluate -> cli.
 """
 
 from ._version import __version__
+from .baselines import BASELINES, make_baseline
 from .derive import Derivation, derive_conditional
 from .emit import load_module as load
 from .emit import render_module, write_module
@@ -18,6 +19,8 @@ from .exact import (
     exact_conditionals,
 )
 from .ir import ArchitectureIR
+from .mcmc import metropolis_samples, neural_metropolis
+from .observables import Estimates, estimate
 from .pipeline import Stages, lower
 from .simplify import Reduction, reduce_conditional
 from .systems import (
@@ -27,9 +30,20 @@ from .systems import (
     sherrington_kirkpatrick,
 )
 from .systems import load as load_hamiltonian
+from .train import FitConfig, TrainConfig, fit, train
 
 __all__ = [
     "__version__",
+    "BASELINES",
+    "Estimates",
+    "FitConfig",
+    "TrainConfig",
+    "estimate",
+    "fit",
+    "make_baseline",
+    "metropolis_samples",
+    "neural_metropolis",
+    "train",
     "ArchitectureIR",
     "ArnnGenError",
     "Derivation",

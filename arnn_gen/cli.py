@@ -301,9 +301,8 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, s
     final = result.final
     line = f"f = {final['free_energy']:.8f} +- {final['free_energy_sem']:.1e}"
     if final.get("exact_free_energy") is not None:
-        line += (
-            f" (exact {final['exact_free_energy']:.8f}, rel. error {final['relative_error']:.2e})"
-        )
+        exact, error = final["exact_free_energy"], final["relative_error"]
+        line += f" (exact {exact:.8f}, relative error {error:.2e})"
     click.echo(f"{run_dir}: beta = {beta}, {line}, ESS = {final['ess']:.0f}")
 
 

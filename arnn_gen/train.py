@@ -440,7 +440,7 @@ def fit(model, samples, config: FitConfig, *, progress: bool = False) -> list[fl
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         losses.append(total / len(samples))
         bar.update(float(getattr(model, "beta", 0.0)), epoch, losses[-1] / model.N, 0.0)
     bar.close()
