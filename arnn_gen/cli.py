@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -21,6 +20,7 @@ from .derive import derive_conditional
 from .emit import write_module
 from .errors import ArnnGenError
 from .exact import exact as exact_reference
+from .files import write_atomically
 from .pipeline import MAX_H2ARNN_N, build_system, lower
 from .render import render_latex, render_png, render_text
 from .simplify import VARIANTS, reduce_conditional, resolve_variant
@@ -80,21 +80,6 @@ def _check_size(N: int | None, *, system: str, variant: str) -> None:  # noqa: N
             f"the exact variant of {system} (H2ARNN) enumerates 2^N states and is limited to "
             f"N <= {MAX_H2ARNN_N}; got N={N} (use --variant krsb or rs)"
         )
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 system_option = click.option(

@@ -13,7 +13,6 @@ is written; files are written atomically and only when their bytes change.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from importlib.resources import files
 from pathlib import Path
@@ -23,6 +22,7 @@ import sympy as sp
 
 from .derive import SYMBOLS
 from .errors import ArnnGenError
+from .files import write_atomically
 from .ir import PHI, A, ArchitectureIR, B, C, W, Y, Z
 from .printing import torch_code
 from .simplify import RSYM
@@ -94,24 +94,6 @@ def render_module(ir: ArchitectureIR) -> str:
     return source
 
 
-def _write_bytes(path: Path, data: bytes) -> bool:
-    """Write atomically unless ``path`` already holds exactly ``data``; True if written."""
-    if path.is_file() and path.read_bytes() == data:
-        return False
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(data)
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return True
-
-
 def write_module(
     ir: ArchitectureIR, source: str, hamiltonian, out_dir, *, force: bool = False
 ) -> Path:
@@ -136,8 +118,8 @@ def write_module(
         with tempfile.TemporaryDirectory(dir=out) as scratch:
             staged = Path(scratch) / ir.provenance.sidecar
             save(hamiltonian, staged)
-            _write_bytes(out / ir.provenance.sidecar, staged.read_bytes())
-    _write_bytes(module, source.encode("utf-8"))
+            write_atomically(out / ir.provenance.sidecar, staged.read_bytes(), only_if_changed=True)
+    write_atomically(module, source.encode("utf-8"), only_if_changed=True)
     return module
 
 

@@ -27,7 +27,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import ArnnGenError
+from .files import write_atomically
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -421,20 +421,6 @@ def _figure_bytes(fig: Figure, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file and os.replace; leave the file alone if unchanged."""
-    if path.is_file() and path.read_bytes() == data:
-        return
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_plots(
     run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str]
 ) -> list[Path]:
@@ -458,6 +444,6 @@ def save_plots(
     for name in PLOT_NAMES:
         for fmt in ("png", "pdf"):
             path = out / f"{name}.{fmt}"
-            _write_atomic(path, _figure_bytes(figures[name], fmt))
+            write_atomically(path, _figure_bytes(figures[name], fmt), only_if_changed=True)
             paths.append(path)
     return paths

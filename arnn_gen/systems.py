@@ -30,16 +30,14 @@ Every invalid input raises :class:`~arnn_gen.errors.ArnnGenError` with a one-lin
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import math
 import os
-import tempfile
 import types
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +46,7 @@ import numpy as np
 import torch
 
 from arnn_gen.errors import ArnnGenError
+from arnn_gen.files import atomic_writer as _atomic_writer
 
 __all__ = [
     "KINDS",
@@ -665,27 +664,6 @@ def save(hamiltonian: Hamiltonian, path: PathLike) -> None:
                 handle.write(_edge_list_text(hamiltonian).encode("utf-8"))
     except OSError as err:
         raise ArnnGenError(f"cannot write couplings file {path}: {err}") from None
-
-
-@contextlib.contextmanager
-def _atomic_writer(path: Path) -> Iterator[IO[bytes]]:
-    """Binary handle on a temporary file that replaces ``path`` on success."""
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, renamed on success)
-        mode="wb", delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # NamedTemporaryFile creates the file 0o600: keep an existing file's mode, else 0o644.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(handle.name, mode)
-        os.replace(handle.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(handle.name)
-        raise
 
 
 def _write_npz(hamiltonian: Hamiltonian, handle: IO[bytes]) -> None:

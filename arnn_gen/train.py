@@ -23,8 +23,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 import torch
 
 from .errors import ArnnGenError
+from .files import write_atomically
 from .observables import Estimates, estimate, overlap_histogram
 
 __all__ = [
@@ -192,19 +191,6 @@ def _row(estimates: Estimates, exact_f: float | None) -> dict:
     return record
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 def _csv(rows, keys) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(keys), extrasaction="ignore")
@@ -217,19 +203,27 @@ def _csv(rows, keys) -> bytes:
 def _save_torch(path: Path, payload) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    _atomic_write(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
-def load_checkpoint(path) -> dict:
-    """A checkpoint written by :func:`train`; a clear error when missing or unreadable."""
+def _read_torch(path):
     path = Path(path)
     if not path.is_file():
         raise ArnnGenError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (any unpickling failure means a bad file)
         raise ArnnGenError(f"cannot read checkpoint {path}: {error}") from error
-    if not isinstance(payload, dict) or payload.get("version") != _CHECKPOINT_VERSION:
+
+
+def _is_checkpoint(payload) -> bool:
+    return isinstance(payload, dict) and payload.get("version") == _CHECKPOINT_VERSION
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint written by :func:`train`; a clear error when missing or unreadable."""
+    payload = _read_torch(path)
+    if not _is_checkpoint(payload):
         raise ArnnGenError(f"{path} is not an arnn-gen checkpoint")
     return payload
 
@@ -310,7 +304,7 @@ def train(
             "N": model.N,
             "config": config.to_dict(),
         }
-        _atomic_write(run / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+        write_atomically(run / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
     bar = _Progress(config.steps_per_beta * (len(betas) - start) if optimizer else 0, progress)
     try:
@@ -386,9 +380,9 @@ def _write_metrics(run: Path, rows, history, final, label, model) -> None:
     config = json.loads((run / "config.json").read_text())
     document["config"] = config["config"]
     document["system"] = config["system"]
-    _atomic_write(run / "metrics.json", json.dumps(document, indent=1).encode())
-    _atomic_write(run / "metrics.csv", _csv(rows, METRIC_KEYS))
-    _atomic_write(
+    write_atomically(run / "metrics.json", json.dumps(document, indent=1).encode())
+    write_atomically(run / "metrics.csv", _csv(rows, METRIC_KEYS))
+    write_atomically(
         run / "history.csv", _csv(history, ("beta", "step", "free_energy", "free_energy_std"))
     )
 
@@ -449,14 +443,8 @@ def fit(model, samples, config: FitConfig, *, progress: bool = False) -> list[fl
 
 def load_state(path) -> dict:
     """The model state in a run's ``model.pt`` or ``checkpoint.pt``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArnnGenError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001
-        raise ArnnGenError(f"cannot read checkpoint {path}: {error}") from error
-    if isinstance(payload, dict) and payload.get("version") == _CHECKPOINT_VERSION:
+    payload = _read_torch(path)
+    if _is_checkpoint(payload):
         return payload["model"]
     if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         return payload
@@ -486,8 +474,8 @@ def fit_model(model, samples, config: FitConfig, run_dir=None, *, learn_coupling
         run.mkdir(parents=True, exist_ok=True)
         meta = {"config": config.to_dict(), "learn_couplings": learn_couplings,
                 "samples": len(samples), "N": model.N}  # fmt: skip
-        _atomic_write(run / "config.json", json.dumps(meta, indent=2).encode())
+        write_atomically(run / "config.json", json.dumps(meta, indent=2).encode())
         per_spin = [loss / model.N for loss in losses]
-        _atomic_write(run / "fit.json", json.dumps({"nll_per_spin": per_spin}).encode())
+        write_atomically(run / "fit.json", json.dumps({"nll_per_spin": per_spin}).encode())
         _save_torch(run / "model.pt", model.state_dict())
     return losses
