@@ -266,10 +266,11 @@ def _checked_out(path: str, force: bool) -> Path:
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
 @click.option("--dtype", type=click.Choice(("float32", "float64")), default="float32")
 @click.option("--out", type=str, default=None, help="Run folder (default runs/<module>).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--resume", "resume_dir", type=str, default=None, metavar="RUN_DIR",
+              help="Continue the run in RUN_DIR from its last checkpoint.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, seed,
-          early_stop, eval_samples, init, device, dtype, out, resume, quiet):  # fmt: skip
+          early_stop, eval_samples, init, device, dtype, out, resume_dir, quiet):  # fmt: skip
     """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
     from .train import TrainConfig
     from .train import train as run_training
@@ -281,8 +282,16 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, s
         device=_device(device), dtype=dtype,
     )  # fmt: skip
     model = _model_from(module_path, beta=config.betas()[0], init=init)
-    run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
-    result = run_training(model, config, run_dir, resume=resume, progress=not quiet)
+    if resume_dir is not None and out is not None and Path(out) != Path(resume_dir):
+        raise ArnnGenError("give either --out for a new run or --resume RUN_DIR, not both")
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+    else:
+        run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
+    result = run_training(model, config, run_dir, resume=resume_dir is not None, progress=not quiet)
+    from .plots import save_plots
+
+    save_plots([run_dir], run_dir)
     final = result.final
     line = f"f = {final['free_energy']:.8f} +- {final['free_energy_sem']:.1e}"
     if final.get("exact_free_energy") is not None:

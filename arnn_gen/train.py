@@ -328,7 +328,11 @@ def train(
                         "free_energy_std": spread,
                     }  # fmt: skip
                 )
-                bar.update(beta, step, float(f.mean()), spread)
+                log_w = -L.double()  # importance weights w = exp(-L) of the batch
+                ess = float(
+                    torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0))
+                )
+                bar.update(beta, step, float(f.mean()), spread, ess)
                 if config.early_stop is not None and spread < config.early_stop:
                     break
             estimates = estimate(model, beta=beta, samples=config.batch,

@@ -46,7 +46,8 @@ def test_train_resume_plot_sample(tmp_path, module_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [row["beta"] for row in metrics["rows"]] == [0.3, 0.4, 0.5]
     assert metrics["label"] == "SK_RS" and metrics["final"]["exact_free_energy"] is not None
-    resumed = run("train", module_path, *SCHEDULE, "--out", out, "--resume")
+    assert (out / "free_energy.png").exists() and (out / "training.pdf").exists()
+    resumed = run("train", module_path, *SCHEDULE, "--resume", out)
     assert resumed.exit_code == 0, resumed.output
 
     plots = run("plot", out, "--out", tmp_path / "plots")
@@ -88,7 +89,7 @@ def test_training_command_errors(tmp_path, module_path):
     cases = [
         (("train", tmp_path / "none.py", "--beta", "1"), "does not exist"),
         (("train", module_path, "--beta", "-1"), "beta must be finite"),
-        (("train", module_path, *SCHEDULE, "--out", tmp_path / "r", "--resume"), "does not exist"),
+        (("train", module_path, *SCHEDULE, "--resume", tmp_path / "r"), "does not exist"),
         (("fit", module_path, bad, "--quiet"), "-1 and +1"),
         (("fit", module_path, tmp_path / "none.npy"), "does not exist"),
         (("fit", cw, bad, "--learn-couplings"), "-1 and +1"),
