@@ -180,6 +180,7 @@ class General1RSB(torch.nn.Module):
         self.residual_weight = torch.nn.Parameter(torch.empty(N, device=device, dtype=dtype))
         self.residual_bias = torch.nn.Parameter(torch.empty(N, device=device, dtype=dtype))
         self.reset_parameters(init)
+        self._compiled = {}  # name -> compiled function (see enable_compile)
 
     def _site_blocks(self):
         """(first, end) of consecutive blocks of sites; a block holds its sites' fields
@@ -263,7 +264,34 @@ class General1RSB(torch.nn.Module):
     def _residual(self, phi_site, w, c):
         return c + phi_site * w
 
+    def enable_compile(self, **options):
+        """Run forward and the sampling step through torch.compile (inductor), which fuses
+        the elementwise work of the hidden layers; the first calls compile (seconds to
+        minutes), a failed compilation warns once and falls back to the eager code."""
+        self._compiled = {
+            "forward": torch.compile(self._forward, **options),
+            "sample_logit": torch.compile(self._sample_logit, dynamic=True, **options),
+        }
+        return self
+
+    def _call(self, name, eager, *args):
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            return eager(*args)
+        try:
+            return compiled(*args)
+        except Exception as error:  # noqa: BLE001 (any backend failure: use the eager code)
+            import warnings
+
+            warnings.warn(f"torch.compile failed ({error}); using the eager code", stacklevel=3)
+            self._compiled.pop(name)
+            return eager(*args)
+
     def forward(self, x):
+        """Logits [B, N] of every conditional (compiled after enable_compile())."""
+        return self._call("forward", self._forward, x)
+
+    def _forward(self, x):
         """Logits [B, N] of every conditional, in one pass over a few blocks of sites.
 
         For a block of sites [first, end) the fields phi_{i,l} = h_l + sum_{s<i} J_{s,l} x_s,
@@ -294,14 +322,18 @@ class General1RSB(torch.nn.Module):
         x = torch.empty(batch_size, N, device=self.J.device, dtype=dtype)
         phi = self.h.expand(batch_size, N).clone()  # [B, N] phi_{i,l}, l >= i
         for i in range(N):
-            log_rho = self._log_rho(phi[:, i + 1 :], i, slice(i + 1, None)).sum(-1)  # [2, B]
-            logit = self._residual(phi[:, i], self.residual_weight[i], self.residual_bias[i])
-            logit = logit + log_rho[0] - log_rho[1]
+            logit = self._call("sample_logit", self._sample_logit, phi, i)  # [B]
             u = torch.rand(batch_size, generator=generator, device=x.device, dtype=dtype)
             spin = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(dtype)
             x[:, i] = spin
             phi[:, i + 1 :] += spin[:, None] * self.J[i, i + 1 :]
         return x
+
+    def _sample_logit(self, phi, i):
+        """[B] logit of site i from the current fields phi [B, N] (phi_{i,l}, l >= i)."""
+        log_rho = self._log_rho(phi[:, i + 1 :], i, slice(i + 1, None)).sum(-1)  # [2, B]
+        logit = self._residual(phi[:, i], self.residual_weight[i], self.residual_bias[i])
+        return logit + log_rho[0] - log_rho[1]
 
 
 Model = General1RSB
