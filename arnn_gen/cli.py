@@ -265,12 +265,19 @@ def _checked_out(path: str, force: bool) -> Path:
 @click.option("--init", type=click.Choice(("paramagnetic", "random")), default="paramagnetic")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
 @click.option("--dtype", type=click.Choice(("float32", "float64")), default="float32")
+@click.option(
+    "--compile",
+    "use_compile",
+    is_flag=True,
+    help="torch.compile the hidden layers (replica modules): faster after warm-up.",
+)
 @click.option("--out", type=str, default=None, help="Run folder (default runs/<module>).")
 @click.option("--resume", "resume_dir", type=str, default=None, metavar="RUN_DIR",
               help="Continue the run in RUN_DIR from its last checkpoint.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, seed,
-          early_stop, eval_samples, init, device, dtype, out, resume_dir, quiet):  # fmt: skip
+          early_stop, eval_samples, init, device, dtype, use_compile, out, resume_dir,
+          quiet):  # fmt: skip
     """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
     from .train import TrainConfig
     from .train import train as run_training
@@ -279,7 +286,7 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, s
     config = TrainConfig(
         beta=beta, beta_start=beta_start, beta_step=beta_step, steps_per_beta=steps_per_beta,
         batch=batch, lr=lr, seed=seed, early_stop=early_stop, eval_samples=eval_samples,
-        device=_device(device), dtype=dtype,
+        device=_device(device), dtype=dtype, compile=use_compile,
     )  # fmt: skip
     model = _model_from(module_path, beta=config.betas()[0], init=init)
     if resume_dir is not None and out is not None and Path(out) != Path(resume_dir):
@@ -448,6 +455,25 @@ def reproduce(system, quick, device, out, quiet):
     summary = run_experiment(experiment, folder, progress=not quiet)
     click.echo(summary.read_text(), nl=False)
     click.echo(str(summary))
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="CI-sized: small N and batch, few repeats.")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="cpu")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--out", type=str, default="benchmarks", show_default=True,
+              help="Folder for bench.json.")  # fmt: skip
+def bench(quick, device, threads, repeats, out):
+    """Time sample, log_prob and a training step against the per-site baseline and the
+    elementwise floor; write bench.json (benchmarks/RESULTS.md quotes it)."""
+    from .bench import run_benchmarks
+
+    if threads < 1 or repeats < 1:
+        raise ArnnGenError("--threads and --repeats must be >= 1")
+    run_benchmarks(quick=quick, out_dir=Path(out), device=_device(device), threads=threads,
+                   repeats=repeats)  # fmt: skip
+    click.echo(str(Path(out) / "bench.json"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -94,6 +94,7 @@ class TrainConfig:
     eval_samples: int = 20000
     device: str = "cpu"
     dtype: str = "float32"
+    compile: bool = False  # torch.compile the model where it offers enable_compile()
 
     def __post_init__(self) -> None:
         _positive("beta", self.beta)
@@ -275,6 +276,8 @@ def train(
     """
     device = torch.device(config.device)
     model.to(device=device, dtype=getattr(torch, config.dtype))
+    if config.compile and hasattr(model, "enable_compile"):
+        model.enable_compile()
     run = Path(run_dir) if run_dir is not None else None
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=config.lr) if parameters else None

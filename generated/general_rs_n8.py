@@ -177,6 +177,7 @@ class GeneralRS(torch.nn.Module):
         self.residual_bias = torch.nn.Parameter(torch.empty(N, device=device, dtype=dtype))
         self.reset_parameters(init)
         self._compiled = {}  # name -> compiled function (see enable_compile)
+        self._fused = False  # plain layers for inductor to fuse (set by enable_compile)
 
     def _site_blocks(self):
         """(first, end) of consecutive blocks of sites; a block holds its sites' fields
@@ -242,14 +243,25 @@ class GeneralRS(torch.nn.Module):
         x = x.to(self.couplings.dtype)
         return -0.5 * ((x @ self.couplings) * x).sum(-1) - x @ self.fields
 
-    def _log_rho(self, phi, sites, later):
-        """[2, B, ...] terms a0 g(phi) of log rho^{+-} (PHYSICS.md section 4) for the fields
-        phi [B, ...] of the given sites (slice or index) and later sites (slice)."""
+    def _hidden(self, sites, later):
+        """The hidden-layer parameters of the pairs (sites, later), innermost layer first:
+        (a_{k+1}, b_{k+1}, ..., a_1, b_1, a_0), each [2, 1, ...] to broadcast over the batch."""
+        return (
+            self.a1[:, sites, later].unsqueeze(1),
+            self.b1[:, sites, later].unsqueeze(1),
+            self.a0[:, sites, later].unsqueeze(1),
+        )
+
+    def _log_rho_terms(self, phi, hidden):
+        """[2, B, ...] terms a0 g(phi) of log rho^{+-} (PHYSICS.md section 4), for the fields
+        phi [B, ...] of some pairs (i, l) and their parameters ``hidden`` (from _hidden)."""
         z = phi.unsqueeze(0)  # [1, B, ...]
-        a = self.a1[:, sites, later].unsqueeze(1)  # [2, 1, ...]
-        b = self.b1[:, sites, later].unsqueeze(1)
-        z = _Layer.apply(z, a, b)  # [2, B, ...] torch.nn.functional.logsigmoid(a * z + b)
-        a = self.a0[:, sites, later].unsqueeze(1)
+        a, b = hidden[0], hidden[1]
+        if self._fused:  # compiled: inductor fuses the plain layer and plans its memory
+            z = torch.nn.functional.logsigmoid(a * z + b)
+        else:  # eager: a backward pass that keeps only z and the output
+            z = _Layer.apply(z, a, b)
+        a = hidden[-1]
         return a * z
 
     def _residual(self, phi_site, w, c):
@@ -257,8 +269,10 @@ class GeneralRS(torch.nn.Module):
 
     def enable_compile(self, **options):
         """Run forward and the sampling step through torch.compile (inductor), which fuses
-        the elementwise work of the hidden layers; the first calls compile (seconds to
-        minutes), a failed compilation warns once and falls back to the eager code."""
+        the elementwise work of the hidden layers, forward and backward; the first calls
+        compile (seconds to a minute), a failed compilation warns once and falls back to
+        the eager code. Inductor plans the memory of the fused backward itself."""
+        self._fused = True
         self._compiled = {
             "forward": torch.compile(self._forward, **options),
             "sample_logit": torch.compile(self._sample_logit, dynamic=True, **options),
@@ -298,7 +312,8 @@ class GeneralRS(torch.nn.Module):
             steps = x[:, first : end - 1, None] * self.J[first : end - 1, first:]
             partial = torch.nn.functional.pad(steps.cumsum(1), (0, 0, 1, 0))  # [B, c, L]
             phi = field[:, None, :] + partial  # [B, c, L] phi_{i,l}
-            terms = self._log_rho(phi, slice(first, end), slice(first, None))  # [2, B, c, L]
+            hidden = self._hidden(slice(first, end), slice(first, None))
+            terms = self._log_rho_terms(phi, hidden)  # [2, B, c, L]
             log_rho = (terms * self.later[first:end, first:]).sum(-1)  # [2, B, c]
             phi_site = phi.diagonal(dim1=1, dim2=2)  # [B, c] phi_{i,i}
             w, c = self.residual_weight[first:end], self.residual_bias[first:end]
@@ -313,18 +328,20 @@ class GeneralRS(torch.nn.Module):
         x = torch.empty(batch_size, N, device=self.J.device, dtype=dtype)
         phi = self.h.expand(batch_size, N).clone()  # [B, N] phi_{i,l}, l >= i
         for i in range(N):
-            logit = self._call("sample_logit", self._sample_logit, phi, i)  # [B]
+            w, c = self.residual_weight[i], self.residual_bias[i]
+            hidden = self._hidden(i, slice(i + 1, None))
+            logit = self._call("sample_logit", self._sample_logit, phi[:, i], phi[:, i + 1 :],
+                               w, c, hidden)  # fmt: skip
             u = torch.rand(batch_size, generator=generator, device=x.device, dtype=dtype)
             spin = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(dtype)
             x[:, i] = spin
             phi[:, i + 1 :] += spin[:, None] * self.J[i, i + 1 :]
         return x
 
-    def _sample_logit(self, phi, i):
-        """[B] logit of site i from the current fields phi [B, N] (phi_{i,l}, l >= i)."""
-        log_rho = self._log_rho(phi[:, i + 1 :], i, slice(i + 1, None)).sum(-1)  # [2, B]
-        logit = self._residual(phi[:, i], self.residual_weight[i], self.residual_bias[i])
-        return logit + log_rho[0] - log_rho[1]
+    def _sample_logit(self, phi_site, phi_later, w, c, hidden):
+        """[B] logit of a site i from its fields phi_{i,i} [B] and phi_{i,l > i} [B, n]."""
+        log_rho = self._log_rho_terms(phi_later, hidden).sum(-1)  # [2, B]
+        return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
 
 
 Model = GeneralRS

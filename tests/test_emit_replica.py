@@ -171,8 +171,10 @@ def test_enable_compile_matches_eager(emitted):
     assert torch.allclose(fused.log_prob(x), eager.log_prob(x), rtol=0, atol=1e-12)
     phi = torch.randn(32, 9, dtype=torch.float64)
     for i in (0, 4, 8):
-        assert torch.allclose(fused._sample_logit(phi, i), eager._sample_logit(phi, i))
-    assert torch.allclose(fused._call("sample_logit", None, phi, 3), eager._sample_logit(phi, 3))
+        args = (phi[:, i], phi[:, i + 1 :], eager.residual_weight[i], eager.residual_bias[i])
+        expected = eager._sample_logit(*args, eager._hidden(i, slice(i + 1, None)))
+        got = fused._call("sample_logit", None, *args, fused._hidden(i, slice(i + 1, None)))
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12)
     fused.log_prob(x).sum().backward()
     eager.log_prob(x).sum().backward()
     assert torch.allclose(fused.a1.grad, eager.a1.grad, rtol=1e-10, atol=1e-12)
