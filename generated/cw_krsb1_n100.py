@@ -140,8 +140,11 @@ class CurieWeiss1RSB(torch.nn.Module):
     N = 100
     EMISSION_BETA = 1.0
     K = 1
-    #: Pairs (i, l > i) per block of sites in forward: bounds the memory of one block.
-    PAIRS_PER_BLOCK = 8192
+    #: Fields phi_{i,l} per sample in one block of sites in forward. Small blocks keep each
+    #: elementwise pass in cache: at N = 200, B = 2000 a log_prob took 1.52 s with 8192,
+    #: 0.41 s with 512 and 0.33 s with 128 (benchmarks/RESULTS.md).
+    PAIRS_PER_BLOCK = 128
+    COMPILED_PAIRS_PER_BLOCK = 1024
 
     def __init__(
         self,
@@ -265,14 +268,14 @@ class CurieWeiss1RSB(torch.nn.Module):
         phi [B, ...] of some pairs (i, l) and their parameters ``hidden`` (from _hidden)."""
         z = phi.unsqueeze(0)  # [1, B, ...]
         a, b = hidden[0], hidden[1]
-        if self._fused:  # compiled: inductor fuses the plain layer and plans its memory
+        if self._fused or not torch.is_grad_enabled():  # compiled (fused), or no backward
             z = torch.nn.functional.logsigmoid(a * z + b)
-        else:  # eager: a backward pass that keeps only z and the output
+        else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b)
         a, b = hidden[2], hidden[3]
-        if self._fused:  # compiled: inductor fuses the plain layer and plans its memory
+        if self._fused or not torch.is_grad_enabled():  # compiled (fused), or no backward
             z = torch.nn.functional.logsigmoid(a * z + b)
-        else:  # eager: a backward pass that keeps only z and the output
+        else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b)
         a = hidden[-1]
         return a * z
@@ -286,6 +289,10 @@ class CurieWeiss1RSB(torch.nn.Module):
         compile (seconds to a minute), a failed compilation warns once and falls back to
         the eager code. Inductor plans the memory of the fused backward itself."""
         self._fused = True
+        # Fused kernels do not materialise the blocks, so fewer, larger blocks compile
+        # faster (the block loop is unrolled into the graph) and run as fast.
+        self.PAIRS_PER_BLOCK = self.COMPILED_PAIRS_PER_BLOCK
+        self._blocks = self._site_blocks()
         self._compiled = {
             "forward": torch.compile(self._forward, **options),
             "sample_logit": torch.compile(self._sample_logit, dynamic=True, **options),
@@ -336,24 +343,27 @@ class CurieWeiss1RSB(torch.nn.Module):
     @torch.no_grad()
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling; the fields phi_{i,l} are updated incrementally,
-        phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, so step i costs O(B (N - i))."""
+        phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, so step i costs O(B (N - i)). The fields are
+        held site-major, [N, B], so that those of the later sites are one contiguous block."""
         N, dtype = self.N, self._dtype()
-        x = torch.empty(batch_size, N, device=self.J.device, dtype=dtype)
-        phi = self.h.expand(batch_size, N).clone()  # [B, N] phi_{i,l}, l >= i
+        x = torch.empty(N, batch_size, device=self.J.device, dtype=dtype)
+        phi = self.h[:, None].expand(N, batch_size).contiguous()  # [N, B] phi_{i,l}, l >= i
         for i in range(N):
             w, c = self.residual_weight[i], self.residual_bias[i]
-            hidden = self._hidden(i, slice(i + 1, None))
-            logit = self._call("sample_logit", self._sample_logit, phi[:, i], phi[:, i + 1 :],
+            # [2, n, 1]: the batch axis last, as in phi
+            hidden = tuple(p[:, 0, :, None] for p in self._hidden(i, slice(i + 1, None)))
+            logit = self._call("sample_logit", self._sample_logit, phi[i], phi[i + 1 :],
                                w, c, hidden)  # fmt: skip
             u = torch.rand(batch_size, generator=generator, device=x.device, dtype=dtype)
-            spin = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(dtype)
-            x[:, i] = spin
-            phi[:, i + 1 :] += spin[:, None] * self.J[i, i + 1 :]
-        return x
+            spin = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(dtype)  # [B]
+            x[i] = spin
+            phi[i + 1 :] += self.J[i, i + 1 :, None] * spin  # [n, B]
+        return x.T.contiguous()
 
     def _sample_logit(self, phi_site, phi_later, w, c, hidden):
-        """[B] logit of a site i from its fields phi_{i,i} [B] and phi_{i,l > i} [B, n]."""
-        log_rho = self._log_rho_terms(phi_later, hidden).sum(-1)  # [2, B]
+        """[B] logit of a site i from its fields phi_{i,i} [B] and phi_{i,l > i} [n, B]
+        (``hidden``: _hidden(i, ...) with a trailing axis for the batch)."""
+        log_rho = self._log_rho_terms(phi_later, hidden).sum(1)  # [2, B]
         return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
 
 

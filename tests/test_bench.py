@@ -1,0 +1,230 @@
+"""The per-site baselines of benchmarks/persite.py and the harness arnn_gen.bench.
+
+The per-site ports must give the emitted models' log Q(x) exactly (float64) and sample the
+same distribution; the harness must write bench.json with every number. No timing is
+asserted: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from arnn_gen import bench
+
+PERSITE = Path(__file__).resolve().parents[1] / "benchmarks" / "persite.py"
+
+
+@pytest.fixture(scope="module")
+def persite():
+    """benchmarks/persite.py, imported by path as the harness does."""
+    spec = importlib.util.spec_from_file_location("persite_under_test", PERSITE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _random_spins(batch: int, N: int, seed: int) -> torch.Tensor:  # noqa: N803
+    """[batch, N] float64 of +-1."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (batch, N), generator=generator).double() * 2 - 1
+
+
+def _all_states(N: int) -> torch.Tensor:  # noqa: N803
+    """[2^N, N] float64: every configuration of N spins."""
+    return torch.tensor(list(itertools.product((-1.0, 1.0), repeat=N)), dtype=torch.float64)
+
+
+def _replica_model(emitted, k: int, N: int, seed: int):  # noqa: N803
+    """An emitted SK_RS (k = 0) / SK_kRSB model, float64, random fields and parameters of
+    order one (so that every layer matters)."""
+    variant = "rs" if k == 0 else "krsb"
+    module = emitted("sk", variant=variant, k=k, N=N, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    h = 0.3 * torch.randn(N, generator=generator, dtype=torch.float64)
+    model = module.Model(dtype=torch.float64, h=h, init="random")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(0.7 * torch.randn(parameter.shape, generator=generator).double())
+    return model
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_persite_replica_log_prob_equals_emitted(emitted, persite, k):
+    model = _replica_model(emitted, k, 10, seed=k)
+    port = persite.PerSiteReplica.from_model(model)
+    assert port.depth == k
+    assert len(port.conditionals) == 10
+    x = _random_spins(256, 10, seed=1)
+    with torch.no_grad():
+        expected = model.log_prob(x)
+        got = port.log_prob(x)
+    assert got.shape == (256,)
+    assert torch.allclose(got, expected, rtol=0.0, atol=1e-10)
+    assert torch.allclose(port.energy(x), model.energy(x), rtol=0.0, atol=1e-10)
+
+
+def test_persite_cwn_log_prob_equals_emitted(emitted, persite):
+    module = emitted("cw", variant="exact", N=12, beta=1.3, h=0.2)
+    model = module.Model(dtype=torch.float64)
+    port = persite.PerSiteCWN.from_model(model)
+    assert not any(p.requires_grad for p in port.parameters())
+    x = _random_spins(256, 12, seed=2)
+    assert torch.allclose(port(x), model.network_logits(x), rtol=0.0, atol=1e-10)
+    assert torch.allclose(port.log_prob(x), model.log_prob(x), rtol=0.0, atol=1e-10)
+    assert torch.allclose(port.energy(x), model.energy(x), rtol=0.0, atol=1e-10)
+
+
+def test_persite_cwinf_log_prob_equals_emitted(emitted, persite):
+    module = emitted("cw", variant="inf", N=12, beta=1.4)
+    model = module.Model(dtype=torch.float64)
+    with torch.no_grad():
+        model.omega.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(3))
+    port = persite.PerSiteCWInf.from_model(model)
+    x = _random_spins(256, 12, seed=3)
+    with torch.no_grad():
+        assert torch.allclose(port.log_prob(x), model.log_prob(x), rtol=0.0, atol=1e-10)
+
+
+def _assert_frequencies(samples: torch.Tensor, log_q: torch.Tensor) -> None:
+    """The frequency of every state of [S, N] samples is within 5 sigma of exp(log_q)."""
+    N = samples.shape[1]  # noqa: N806
+    index = ((samples > 0).long() * (2 ** torch.arange(N - 1, -1, -1))).sum(1)  # [S]
+    counts = torch.bincount(index, minlength=2**N).double()
+    p = log_q.exp()  # [2^N], states in itertools.product order (-1 before +1)
+    assert math.isclose(float(p.sum()), 1.0, abs_tol=1e-12)
+    S = samples.shape[0]  # noqa: N806
+    sigma = torch.sqrt(S * p * (1 - p)).clamp_min(1.0)
+    assert bool(((counts - S * p).abs() <= 5 * sigma).all()), (counts, S * p)
+
+
+def test_persite_replica_sampler_follows_the_model(emitted, persite):
+    model = _replica_model(emitted, 1, 5, seed=4)
+    port = persite.PerSiteReplica.from_model(model)
+    samples = port.sample(100_000, generator=torch.Generator().manual_seed(5))
+    assert samples.shape == (100_000, 5) and samples.dtype == torch.float64
+    assert set(samples.unique().tolist()) == {-1.0, 1.0}
+    with torch.no_grad():
+        _assert_frequencies(samples, model.log_prob(_all_states(5)))
+
+
+def test_persite_cwn_sampler_follows_the_model(emitted, persite):
+    module = emitted("cw", variant="exact", N=5, beta=1.5, h=0.1)
+    model = module.Model(dtype=torch.float64)
+    port = persite.PerSiteCWN.from_model(model)
+    samples = port.sample(100_000, generator=torch.Generator().manual_seed(6))
+    _assert_frequencies(samples, model.log_prob(_all_states(5)))
+
+
+def test_persite_replica_trains_with_adam(emitted, persite):
+    from arnn_gen.train import reinforce_loss
+
+    port = persite.PerSiteReplica.from_model(_replica_model(emitted, 1, 6, seed=7))
+    before = [p.detach().clone() for p in port.parameters()]
+    optimizer = torch.optim.Adam(port.parameters(), lr=1e-2)
+    x = port.sample(64, generator=torch.Generator().manual_seed(8))
+    loss, _ = reinforce_loss(port, x, port.beta)
+    loss.backward()
+    optimizer.step()
+    changed = [not torch.equal(a, b) for a, b in zip(before, port.parameters(), strict=True)]
+    assert sum(changed) > len(changed) // 2  # the last site's [2, 0] tensors cannot change
+
+
+def test_logsigmoid_count():
+    # SK_1RSB, N = 3: 2 signs * 2 layers * 3 pairs, plus N for log Q, per sample.
+    assert bench.logsigmoid_count("SK_1RSB", 3, 2) == 2 * (2 * 2 * 3 + 3)
+    assert bench.logsigmoid_count("SK_RS", 4, 1) == 2 * 1 * 6 + 4
+    assert bench.logsigmoid_count("CW_N", 4, 5) == 20
+    assert bench.logsigmoid_count("MADE_21", 4, 5) == 20
+
+
+def test_growth_exponent_fits_power_laws():
+    sizes = [50, 100, 200, 400]
+    fit = bench.growth_exponent(sizes, [1e-6 * n**2.5 if n >= 100 else 1.0 for n in sizes])
+    assert fit["sizes"] == [100, 200, 400]  # N >= FIT_MIN_N only
+    assert math.isclose(fit["exponent"], 2.5, rel_tol=1e-12)
+    fit = bench.growth_exponent([20, 40], [1.0, 8.0])  # fewer than two N >= 100: all
+    assert math.isclose(fit["exponent"], 3.0, rel_tol=1e-12) and fit["sizes"] == [20, 40]
+    assert bench.growth_exponent([20, 40], [1.0, None]) is None
+
+
+def _positive(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def test_run_benchmarks_quick_writes_every_number(tmp_path):
+    lines = []
+    report = bench.run_benchmarks(
+        quick=True,
+        sizes=(8, 12),
+        architectures=("SK_1RSB", "CW_N"),
+        repeats=1,
+        out_dir=tmp_path,
+        progress=lines.append,
+    )
+    path = tmp_path / "bench.json"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(report))
+    assert {"mode", "settings", "machine", "floor", "persite", "results", "growth"} <= set(report)
+    assert report["mode"] == "quick" and report["settings"]["batch"] == 256
+    machine = report["machine"]
+    for key in ("platform", "processor", "cpu_count", "torch", "threads", "device"):
+        assert key in machine
+    assert machine["torch"] == torch.__version__ and machine["device"] == "cpu"
+    assert _positive(report["floor"]["evals_per_s"])
+    assert report["persite"]["available"]
+    assert [(r["architecture"], r["N"]) for r in report["results"]] == [
+        ("SK_1RSB", 8),
+        ("SK_1RSB", 12),
+        ("CW_N", 8),
+        ("CW_N", 12),
+    ]
+    for record in report["results"]:
+        assert "error" not in record, record
+        trainable = record["architecture"] == "SK_1RSB"
+        costs = ["sample", "log_prob", "sample_plus_log_prob"] + ["train_step"] * trainable
+        for which in ("ours", "persite"):
+            for cost in costs:
+                assert _positive(record[which][f"{cost}_s"]), (which, cost, record)
+                assert _positive(record["persite_over_ours"][cost])
+        if not trainable:  # CW_N has no trainable parameter
+            assert record["ours"]["train_step_s"] is None
+        assert _positive(record["memory"]["peak_mib"])
+        assert _positive(record["floor"]["floor_s"])
+        assert record["floor"]["logsigmoid_evaluations"] == bench.logsigmoid_count(
+            record["architecture"], record["N"], 256
+        )
+        assert _positive(record["ours_over_floor"]["log_prob"])
+    growth = report["growth"]
+    assert set(growth) == {"SK_1RSB", "CW_N"}
+    assert math.isfinite(growth["SK_1RSB"]["ours"]["train_step"]["exponent"])
+    assert math.isfinite(growth["CW_N"]["persite"]["log_prob"]["exponent"])
+    assert growth["CW_N"]["ours"]["train_step"] is None
+    assert len(lines) >= 4 and any("wrote" in line for line in lines)
+
+
+def test_run_benchmarks_without_the_repository_skips_the_baseline(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "persite_path", lambda: None)
+    report = bench.run_benchmarks(
+        quick=True,
+        sizes=(6,),
+        architectures=("CW_inf",),
+        repeats=1,
+        out_dir=tmp_path,
+        progress=None,
+    )
+    (record,) = report["results"]
+    assert not report["persite"]["available"]
+    assert record["persite"] is None and "not found" in record["persite_note"]
+    assert _positive(record["ours"]["train_step_s"])
+    assert (tmp_path / "bench.json").is_file()
+
+
+def test_unknown_architecture_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown architecture"):
+        bench.run_benchmarks(quick=True, architectures=("SK_9RSB",), out_dir=tmp_path)
