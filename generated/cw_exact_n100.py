@@ -92,6 +92,11 @@ class CurieWeissCWN(torch.nn.Module):
         # analytic in beta, recomputed when beta is set, and not saved in the state dict.
         table = torch.zeros(N, 2 * N + 1, device=device, dtype=dtype)
         self.register_buffer("logit_table", table, persistent=False)
+        # and what sampling and log_prob read from it: P(x_i = +1 | M), log P(x_i = +-1 | M)
+        # p_plus[i, K]: P(x_i = +1) after K of the i earlier spins are +1 (M_<i = 2K - i)
+        self.register_buffer("p_plus", torch.zeros(N, N, device=device, dtype=dtype), False)
+        self.register_buffer("log_p_plus", table.clone(), persistent=False)
+        self.register_buffer("log_p_minus", table.clone(), persistent=False)
         row_start = torch.arange(N, device=device) * (2 * N + 1)  # [N]
         self.register_buffer("row_start", row_start, persistent=False)
         self._on_beta_change()
@@ -103,6 +108,11 @@ class CurieWeissCWN(torch.nn.Module):
         """Every conditional is analytic in beta: tabulate them again."""
         with torch.no_grad():
             self.logit_table.copy_(self._tabulate())
+            site = torch.arange(self.N, device=self.logit_table.device)
+            column = (2 * site[None, :] - site[:, None] + self.N).clamp(0, 2 * self.N)  # [i, K]
+            self.p_plus.copy_(torch.sigmoid(self.logit_table.gather(1, column)))
+            self.log_p_plus.copy_(torch.nn.functional.logsigmoid(self.logit_table))
+            self.log_p_minus.copy_(torch.nn.functional.logsigmoid(-self.logit_table))
 
     def _tabulate(self):
         """The logits [N, 2N + 1] of every site i and prefix magnetisation M = -N..N, float64.
@@ -165,12 +175,23 @@ class CurieWeissCWN(torch.nn.Module):
         M = x.sum(-1)  # [B]
         return -(self.J / (2 * self.N)) * (M**2 - self.N) - self.h * M
 
+    def _cells(self, x):
+        """[B, N] flat indices of (i, M_<i + N) in the tables."""
+        M = x.cumsum(-1) - x  # [B, N] M_<i, exclusive
+        return self.row_start + (M + self.N).long()
+
     def forward(self, x):
         """Logits [B, N]: the table read at each site's prefix magnetisation M_<i."""
+        return torch.take(self.logit_table, self._cells(x.to(self._dtype())))
+
+    def log_prob(self, x):
+        """log Q(x) [B]: the tabulated log P(x_i | M_<i) summed over sites (no logsigmoid
+        per sample: the tables hold them)."""
         x = x.to(self._dtype())
-        M = x.cumsum(-1) - x  # [B, N] M_<i, exclusive
-        column = (M + self.N).long()  # [B, N]
-        return torch.take(self.logit_table, self.row_start + column)
+        cells = self._cells(x)
+        plus = torch.take(self.log_p_plus, cells)  # [B, N]
+        minus = torch.take(self.log_p_minus, cells)
+        return torch.where(x > 0, plus, minus).sum(-1)
 
     def network_logits(self, x):
         """Logits [B, N] from the CW_N network itself, PHYSICS.md section 3: the residual
@@ -205,16 +226,14 @@ class CurieWeissCWN(torch.nn.Module):
     @torch.no_grad()
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling with a running M_<i: O(B) per site."""
-        N, table = self.N, self.logit_table
-        x = torch.empty(batch_size, N, device=table.device, dtype=table.dtype)
-        column = torch.full((batch_size,), N, device=table.device)  # [B] M_<i + N
+        N, table = self.N, self.p_plus
+        u = torch.rand(N, batch_size, generator=generator, device=table.device, dtype=table.dtype)
+        up = torch.empty(N, batch_size, device=table.device, dtype=torch.bool)  # site-major
+        count = torch.zeros(batch_size, device=table.device, dtype=torch.long)  # [B] K
         for i in range(N):
-            logit = table[i, column]  # [B]
-            u = torch.rand(batch_size, generator=generator, device=x.device, dtype=x.dtype)
-            spin = 2 * (u < torch.sigmoid(logit)).to(x.dtype) - 1  # [B]
-            x[:, i] = spin
-            column += spin.long()
-        return x
+            torch.lt(u[i], table[i, count], out=up[i])  # x_i = +1 with P(x_i = +1 | K)
+            count += up[i]
+        return (2 * up.T.to(table.dtype) - 1).contiguous()
 
 
 Model = CurieWeissCWN
