@@ -39,3 +39,20 @@ def emitted(tmp_path):
         return module
 
     return make
+
+
+@pytest.fixture(scope="module")
+def emit(tmp_path_factory):
+    """emit(system, variant, **options) -> (Model class, Hamiltonian), cached per module."""
+    cache = {}
+
+    def make(system, variant, **options):
+        key = (system, variant, tuple(sorted(options.items())))
+        if key not in cache:
+            stages = lower(system, variant=variant, **options)
+            out = tmp_path_factory.mktemp(f"{system}_{variant}")
+            path = write_module(stages.ir, stages.source, stages.hamiltonian, out)
+            cache[key] = (load_module(path).Model, stages.hamiltonian)
+        return cache[key]
+
+    return make

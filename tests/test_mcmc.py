@@ -11,7 +11,6 @@ import torch
 from spins import all_configurations, config_index
 
 from arnn_gen import systems
-from arnn_gen.emit import load_module, write_module
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import enumerate_exact, log_boltzmann
 from arnn_gen.mcmc import (
@@ -21,7 +20,6 @@ from arnn_gen.mcmc import (
     metropolis_samples,
     neural_metropolis,
 )
-from arnn_gen.pipeline import lower
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -121,23 +119,6 @@ def test_metropolis_samples_few_chains_record_every_sweeps():
 # --------------------------------------------------------------------------------------
 # Neural Metropolis-Hastings
 # --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def emit(tmp_path_factory):
-    """emit(system, variant, **options) -> (Model class, Hamiltonian), cached per module."""
-    cache = {}
-
-    def make(system, variant, **options):
-        key = (system, variant, tuple(sorted(options.items())))
-        if key not in cache:
-            stages = lower(system, variant=variant, **options)
-            out = tmp_path_factory.mktemp(f"{system}_{variant}")
-            path = write_module(stages.ir, stages.source, stages.hamiltonian, out)
-            cache[key] = (load_module(path).Model, stages.hamiltonian)
-        return cache[key]
-
-    return make
 
 
 def test_neural_metropolis_with_exact_model_accepts_everything(emit):

@@ -17,7 +17,6 @@ import pytest
 import torch
 from spins import all_configurations
 
-from arnn_gen.emit import load_module, write_module
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import curie_weiss_exact, enumerate_exact
 from arnn_gen.observables import (
@@ -27,24 +26,6 @@ from arnn_gen.observables import (
     overlap_histogram,
     overlaps,
 )
-from arnn_gen.pipeline import lower
-
-
-@pytest.fixture(scope="module")
-def emit(tmp_path_factory):
-    """emit(system, variant, **options) -> (Model class, Hamiltonian), cached per module."""
-    cache = {}
-
-    def make(system, variant, **options):
-        key = (system, variant, tuple(sorted(options.items())))
-        if key not in cache:
-            stages = lower(system, variant=variant, **options)
-            out = tmp_path_factory.mktemp(f"{system}_{variant}")
-            path = write_module(stages.ir, stages.source, stages.hamiltonian, out)
-            cache[key] = (load_module(path).Model, stages.hamiltonian)
-        return cache[key]
-
-    return make
 
 
 def _generator(seed: int) -> torch.Generator:
