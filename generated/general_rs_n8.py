@@ -142,7 +142,6 @@ class GeneralRS(torch.nn.Module):
     #: elementwise pass in cache: at N = 200, B = 2000 a log_prob took 1.52 s with 8192,
     #: 0.41 s with 512 and 0.33 s with 128 (benchmarks/RESULTS.md).
     PAIRS_PER_BLOCK = 128
-    COMPILED_PAIRS_PER_BLOCK = 1024
 
     def __init__(
         self,
@@ -276,12 +275,8 @@ class GeneralRS(torch.nn.Module):
         compile (seconds to a minute), a failed compilation warns once and falls back to
         the eager code. Inductor plans the memory of the fused backward itself."""
         self._fused = True
-        # Fused kernels do not materialise the blocks, so fewer, larger blocks compile
-        # faster (the block loop is unrolled into the graph) and run as fast.
-        self.PAIRS_PER_BLOCK = self.COMPILED_PAIRS_PER_BLOCK
-        self._blocks = self._site_blocks()
         self._compiled = {
-            "forward": torch.compile(self._forward, **options),
+            "block": torch.compile(self._block_logits, dynamic=True, **options),
             "sample_logit": torch.compile(self._sample_logit, dynamic=True, **options),
         }
         return self
@@ -290,6 +285,13 @@ class GeneralRS(torch.nn.Module):
         compiled = self._compiled.get(name)
         if compiled is None:
             return eager(*args)
+        # Every block and every site has other sizes: say so up front, so that one graph
+        # with symbolic sizes serves them all instead of one recompilation per size.
+        for arg in args:
+            for tensor in arg if isinstance(arg, tuple) else (arg,):
+                if isinstance(tensor, torch.Tensor):
+                    for dim in range(tensor.dim()):
+                        torch._dynamo.maybe_mark_dynamic(tensor, dim)
         try:
             return compiled(*args)
         except Exception as error:  # noqa: BLE001 (any backend failure: use the eager code)
@@ -300,8 +302,8 @@ class GeneralRS(torch.nn.Module):
             return eager(*args)
 
     def forward(self, x):
-        """Logits [B, N] of every conditional (compiled after enable_compile())."""
-        return self._call("forward", self._forward, x)
+        """Logits [B, N] of every conditional (blocks compiled after enable_compile())."""
+        return self._forward(x)
 
     def _forward(self, x):
         """Logits [B, N] of every conditional, in one pass over a few blocks of sites.
@@ -315,16 +317,26 @@ class GeneralRS(torch.nn.Module):
         logits = []
         for first, end in self._blocks:
             field = self.h[first:] + x[:, :first] @ self.J[:first, first:]  # [B, L]
-            # exclusive cumulative sum of x_s J_{s,l} over the block's sites s < i
-            steps = x[:, first : end - 1, None] * self.J[first : end - 1, first:]
-            partial = torch.nn.functional.pad(steps.cumsum(1), (0, 0, 1, 0))  # [B, c, L]
-            phi = field[:, None, :] + partial  # [B, c, L] phi_{i,l}
             hidden = self._hidden(slice(first, end), slice(first, None))
-            terms = self._log_rho_terms(phi, hidden)  # [2, B, c, L]
-            log_rho = (terms * self.later[first:end, first:]).sum(-1)  # [2, B, c]
-            phi_site = phi.diagonal(dim1=1, dim2=2)  # [B, c] phi_{i,i}
-            w, c = self.residual_weight[first:end], self.residual_bias[first:end]
-            logits.append(self._residual(phi_site, w, c) + log_rho[0] - log_rho[1])
+            logits.append(
+                self._call("block", self._block_logits, field, x[:, first:end],
+                           self.J[first:end, first:], self.later[first:end, first:],
+                           self.residual_weight[first:end], self.residual_bias[first:end],
+                           hidden)  # fmt: skip
+            )
+        return torch.cat(logits, dim=1)
+
+    def _block_logits(self, field, x_block, couplings, later, w, c, hidden):
+        """Logits [B, c] of a block of sites [first, first + c): field [B, L] = phi_{first,l},
+        x_block [B, c], couplings [c, L] = J_{i,l}, later [c, L] the mask l > i, l >= first."""
+        # exclusive cumulative sum of x_s J_{s,l} over the block's sites s < i
+        steps = x_block[:, :-1, None] * couplings[:-1]  # [B, c - 1, L]
+        partial = torch.nn.functional.pad(steps.cumsum(1), (0, 0, 1, 0))  # [B, c, L]
+        phi = field[:, None, :] + partial  # [B, c, L] phi_{i,l}
+        terms = self._log_rho_terms(phi, hidden)  # [2, B, c, L]
+        log_rho = (terms * later).sum(-1)  # [2, B, c]
+        phi_site = phi.diagonal(dim1=1, dim2=2)  # [B, c] phi_{i,i}
+        return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
         return torch.cat(logits, dim=1)
 
     @torch.no_grad()
