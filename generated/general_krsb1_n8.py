@@ -331,12 +331,10 @@ class General1RSB(torch.nn.Module):
         for first, end in self._blocks:
             field = self.h[first:] + x[:, :first] @ self.J[:first, first:]  # [B, L]
             hidden = self._hidden(slice(first, end), slice(first, None))
-            logits.append(
-                self._call("block", self._block_logits, field, x[:, first:end],
-                           self.J[first:end, first:], self.later[first:end, first:],
-                           self.residual_weight[first:end], self.residual_bias[first:end],
-                           hidden)  # fmt: skip
-            )
+            couplings, later = self.J[first:end, first:], self.later[first:end, first:]
+            w, c = self.residual_weight[first:end], self.residual_bias[first:end]
+            block = (field, x[:, first:end], couplings, later, w, c, hidden)
+            logits.append(self._call("block", self._block_logits, *block))
         return torch.cat(logits, dim=1)
 
     def _block_logits(self, field, x_block, couplings, later, w, c, hidden):
