@@ -286,16 +286,22 @@ def curie_weiss_saddle(derivation: Derivation | None = None) -> Reduction:
 
     The shifts +-J/N of the cavity field vanish with N, so to first order
     log rho^+ - log rho^- = (2J/N) d log rho / d phi = (2 beta J / N) <M_>i>; SymPy takes
-    that derivative of the CW_N form. At the saddle point the later spins carry the
-    spontaneous magnetisation m_beta (m = tanh(beta (J m + h))) along the sign of M_<i:
-    <M_>i> = n m_beta sgn(M_<i), hence logit = 2 beta h + (2 beta J / N) M_<i + omega_i
-    sgn(M_<i) with omega_i trainable, initially 2 beta J (n / N) m_beta.
+    that derivative of the CW_N biases b^{+-}_{i,k} with respect to the sign. At the saddle
+    point the later spins carry the spontaneous magnetisation m_beta
+    (m = tanh(beta (J m + h))) along the sign of M_<i: <M_>i> = n m_beta sgn(M_<i), hence
+    logit = 2 beta h + (2 beta J / N) M_<i + omega_i sgn(M_<i) with omega_i trainable,
+    initially 2 beta J (n / N) m_beta.
     """
     S, R = SYMBOLS, RSYM
     exact = curie_weiss_exact(derivation)
-    # <M_>i>: mean magnetisation of the later spins, beta^-1 d log rho / d phi.
+    # log rho^eta = logsumexp_k b^eta_k(...): the sign eta enters b linearly, so to first
+    # order log rho^+ - log rho^- = 2 <d b / d eta>, the average over the k-terms' weights.
+    slope = sp.diff(exact.parameters[0].initial, R.sign)  # beta J (n - 2k) / N
+    # n - 2k is the later magnetisation of the k-th term: its average is <M_>i>.
     mean_later = sp.Symbol(r"\langle M_{>i} \rangle")
-    first_order = 2 * (R.J / S.N) * S.beta * mean_later
+    first_order = sp.simplify(2 * slope.subs(R.k, (R.n - mean_later) / 2))
+    if first_order.has(R.k, R.n) or not first_order.has(mean_later):
+        raise ArnnGenError(f"unexpected first-order CW term: {first_order}")
     omega_value = first_order.subs(mean_later, R.n * R.m)
     phi_site = _uniform(exact.derivation.phi_site).xreplace(
         {sp.Sum(S.x[S.s], (S.s, 0, S.i - 1)): R.M}
