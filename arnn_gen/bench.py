@@ -284,7 +284,7 @@ def _measure_costs(model, batch: int, repeats: int, device: str, limit: float | 
     of memory, typically) is recorded as {"error": message} and the others still run."""
     import torch
 
-    from arnn_gen.train import reinforce_loss
+    from arnn_gen.train import reinforce_loss, sample_with_log_prob
 
     generator = torch.Generator(device=device).manual_seed(0)
     costs: dict[str, Any] = {}
@@ -302,9 +302,8 @@ def _measure_costs(model, batch: int, repeats: int, device: str, limit: float | 
     optimizer = torch.optim.Adam(parameters, lr=1e-3) if parameters else None
 
     def train_step() -> None:
-        with torch.no_grad():
-            samples = model.sample(batch, generator=generator)
-        loss, _ = reinforce_loss(model, samples, model.beta)
+        samples, log_q = sample_with_log_prob(model, batch, generator)
+        loss, _ = reinforce_loss(model, samples, model.beta, log_q)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -351,6 +350,9 @@ def measure_case(spec: dict) -> dict:
     repeats, device, threads, persite (path or None), compiled."""
     import torch
 
+    from arnn_gen.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as arnn-gen does: Note [Freed memory and page faults]
     torch.set_num_threads(spec["threads"])
     device, architecture, N = spec["device"], spec["architecture"], spec["N"]  # noqa: N806
     batch, repeats = spec["batch"], spec["repeats"]

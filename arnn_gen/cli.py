@@ -100,6 +100,9 @@ variant_option = click.option(
 @click.version_option(__version__, prog_name="arnn-gen")
 def main() -> None:
     """Derive, simplify and emit autoregressive networks of pairwise spin systems."""
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()  # Note [Freed memory and page faults] in arnn_gen/allocator.py
 
 
 @main.command()

@@ -23,7 +23,7 @@ import sympy as sp
 from .derive import SYMBOLS
 from .errors import ArnnGenError
 from .files import write_atomically
-from .ir import PHI, A, ArchitectureIR, B, C, W, Y, Z
+from .ir import PHI, A, ArchitectureIR, B, C, U, W, Y, Z
 from .printing import torch_code
 from .simplify import RSYM
 
@@ -48,6 +48,7 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
     C: "c",
     PHI: "phi_site",
     Y: "y",
+    U: "u",
     sp.Symbol("xi"): "xi",
 }
 

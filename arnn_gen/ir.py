@@ -313,7 +313,7 @@ def build_ir(
 
 
 #: Scalar stand-ins for the template's local variables in the formulas below.
-Z, A, B, W, C, PHI, Y = sp.symbols("z a b w c phi_site y")
+Z, A, B, W, C, PHI, Y, U = sp.symbols("z a b w c phi_site y u")
 
 
 def _is_indexed(*bases):
@@ -421,7 +421,8 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
     """Derivatives of y = logsigmoid(b + a z) for a backward pass that keeps only z and y.
 
     d y / d b = 1 - sigmoid(b + a z) = 1 - exp(y) = -expm1(y) (accurate as y -> 0), the
-    "slope"; d y / d z and d y / d a are the slope times a and z. All found by SymPy.
+    "slope"; d y / d z and d y / d a are the slope times a and z. Also the layer's input
+    u = b + a z, y and the slope as functions of u. All found by SymPy.
     """
     from sympy.codegen.rewriting import expm1_opt, optimize
 
@@ -432,7 +433,21 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
         raise ArnnGenError(f"the layer's slope is not a function of its output: {slope}")
     factor_z = sp.simplify(sp.diff(layer, Z) / sp.diff(layer, B))
     factor_a = sp.simplify(sp.diff(layer, A) / sp.diff(layer, B))
-    return (("layer_slope", slope), ("slope_z", factor_z), ("slope_a", factor_a))
+    # The same layer as a function of its input u = b + a z, and its slope d y / d u: the
+    # fused gradient pass keeps u and needs no exp of y (sigmoid is cheaper than expm1).
+    layer_input = layer.args[0]
+    layer_of_input = layer.xreplace({layer_input: U})
+    slope_of_input = sp.diff(layer_of_input, U)
+    if layer_of_input.has(A, B, Z) or slope_of_input.has(A, B, Z):
+        raise ArnnGenError(f"the layer is not a function of b + a z: {layer}")
+    return (
+        ("layer_slope", slope),
+        ("slope_z", factor_z),
+        ("slope_a", factor_a),
+        ("layer_input", layer_input),
+        ("layer_of_input", layer_of_input),
+        ("slope_of_input", slope_of_input),
+    )
 
 
 def _h2arnn_parts(reduction: Reduction):

@@ -48,6 +48,7 @@ __all__ = [
     "load_checkpoint",
     "load_state",
     "reinforce_loss",
+    "sample_with_log_prob",
 ]
 
 #: Columns of metrics.csv / rows of metrics.json (issue 4), exact values when known.
@@ -174,10 +175,25 @@ def exact_free_energy(model, beta: float) -> float | None:
     return exact(hamiltonian, beta).free_energy
 
 
-def reinforce_loss(model, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_with_log_prob(model, batch: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x [B, N] ~ Q, log Q(x) [B] with autograd): from the model's own one-pass
+    ``sample_with_log_prob`` when it has one (the replica modules: no second forward pass,
+    a fused backward), else ``sample`` then ``log_prob``."""
+    if hasattr(model, "sample_with_log_prob"):
+        return model.sample_with_log_prob(batch, generator=generator)
+    with torch.no_grad():
+        x = model.sample(batch, generator=generator)
+    return x, model.log_prob(x)
+
+
+def reinforce_loss(
+    model, x: torch.Tensor, beta: float, log_q: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(surrogate loss, L) for a batch x ~ Q: grad of the loss is the REINFORCE estimate
-    E[(L - mean L) grad log Q] of beta grad F[Q] (PHYSICS.md section 5)."""
-    log_q = model.log_prob(x)  # [B]
+    E[(L - mean L) grad log Q] of beta grad F[Q] (PHYSICS.md section 5). ``log_q``: log Q(x)
+    with autograd when already known (sample_with_log_prob), else model.log_prob(x)."""
+    if log_q is None:
+        log_q = model.log_prob(x)  # [B]
     with torch.no_grad():
         L = log_q + beta * model.energy(x).to(log_q.dtype)  # [B]
     return ((L - L.mean()) * log_q).mean(), L
@@ -315,9 +331,8 @@ def train(
             beta = betas[index]
             model.beta = beta
             for step in range(config.steps_per_beta if optimizer else 0):
-                with torch.no_grad():
-                    x = model.sample(config.batch, generator=generator)
-                loss, L = reinforce_loss(model, x, beta)
+                x, log_q = sample_with_log_prob(model, config.batch, generator)
+                loss, L = reinforce_loss(model, x, beta, log_q)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -55,6 +55,45 @@ def test_forward_equals_sampler_logits_with_small_blocks(emitted):
     assert torch.allclose(model(x), single, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "system, variant, k, N", [("sk", "rs", 0, 9), ("sk", "krsb", 1, 30), ("cw", "krsb", 2, 8)]
+)
+def test_sample_with_log_prob_and_its_fused_gradient(emitted, system, variant, k, N):
+    """The one-pass log Q equals log_prob, and the fused backward pass equals autograd's
+    gradient of log_prob for every trainable parameter (also with several site blocks)."""
+    module = emitted(system, variant=variant, k=k, N=N, seed=4)
+    torch.manual_seed(4)
+    model = module.Model(dtype=torch.float64, init="random")
+    model.PAIRS_PER_BLOCK = 11  # several blocks, several sites in some of them
+    model._blocks = model._site_blocks()
+    x, log_q = model.sample_with_log_prob(128, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(log_q, model.log_prob(x), rtol=0, atol=1e-12)
+    assert torch.equal(x, model.sample(128, generator=torch.Generator().manual_seed(5)))
+    weights = torch.randn(128, dtype=torch.float64)
+    (weights * log_q).sum().backward()
+    fused = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    (weights * model.log_prob(x)).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad.abs().max() > 0, name  # a real comparison
+        assert torch.allclose(fused[name], parameter.grad, rtol=1e-10, atol=1e-12), name
+
+
+def test_sample_with_log_prob_without_autograd_and_with_learned_couplings(emitted):
+    module = emitted("sk", variant="krsb", k=1, N=7, seed=1)
+    torch.manual_seed(1)
+    model = module.Model(dtype=torch.float64, init="random")
+    with torch.no_grad():
+        x, log_q = model.sample_with_log_prob(64, generator=torch.Generator().manual_seed(2))
+    assert log_q.grad_fn is None
+    assert torch.allclose(log_q, model.log_prob(x), rtol=0, atol=1e-12)
+    # a learnable first layer: log_prob's own autograd, so J and h get gradients too
+    learner = module.Model(dtype=torch.float64, learn_couplings=True)
+    x, log_q = learner.sample_with_log_prob(64, generator=torch.Generator().manual_seed(2))
+    log_q.sum().backward()
+    assert learner.J.grad is not None and learner.J.grad.abs().max() > 0
+
+
 def test_paramagnetic_start_is_exact_without_later_couplings(emitted, tmp_path):
     """RS at its default (paramagnetic) start is exact when later spins do not interact:
     a star around spin 0 (PHYSICS.md section 4)."""
@@ -159,8 +198,8 @@ def test_layer_backward_matches_finite_differences(emitted):
 
 @pytest.mark.slow
 def test_enable_compile_matches_eager(emitted):
-    """The compiled forward and sampling step (fused by inductor) give the eager numbers;
-    the gradient through the compiled forward too."""
+    """The compiled forward, sampling step and fused gradient pass (inductor) give the eager
+    numbers; the gradient through the compiled forward too."""
     module = emitted("sk", variant="krsb", k=1, N=9)
     torch.manual_seed(0)
     eager = module.Model(dtype=torch.float64, init="random")
@@ -172,12 +211,19 @@ def test_enable_compile_matches_eager(emitted):
     phi = torch.randn(9, 32, dtype=torch.float64)  # site-major, as in sample()
     for i in (0, 4, 8):
         args = (phi[i], phi[i + 1 :], eager.residual_weight[i], eager.residual_bias[i])
-        rows = tuple(p[:, 0, :, None] for p in eager._hidden(i, slice(i + 1, None)))
+        rows = eager._hidden(i, slice(i + 1, None))  # each [2, n, 1], batch-last
         expected = eager._sample_logit(*args, rows)
         got = fused._call("sample_logit", None, *args, rows)
         assert torch.allclose(got, expected, rtol=0, atol=1e-12)
     fused.log_prob(x).sum().backward()
     eager.log_prob(x).sum().backward()
     assert torch.allclose(fused.a1.grad, eager.a1.grad, rtol=1e-10, atol=1e-12)
+    y = eager.log_prob(x)[:, None].expand(32, 9).detach() / 9  # any values in (-inf, 0)
+    weights = torch.randn(32, dtype=torch.float64)
+    grads = zip(
+        fused._log_prob_grads(x, y, weights), eager._log_prob_grads(x, y, weights), strict=True
+    )
+    for got, expected in grads:
+        assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
     samples = fused.sample(64, generator=torch.Generator().manual_seed(2))
     assert samples.shape == (64, 9)

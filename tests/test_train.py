@@ -18,6 +18,7 @@ from arnn_gen.train import (
     beta_schedule,
     load_checkpoint,
     reinforce_loss,
+    sample_with_log_prob,
     train,
 )
 
@@ -78,8 +79,11 @@ def test_exact_variants_need_no_training(emitted, tmp_path, system, options):
     assert result.final["ess"] == pytest.approx(4000.0, rel=1e-9)
 
 
-def test_reinforce_gradient_equals_the_exact_gradient(emitted):
-    """E[(L - mean L) grad log Q] = beta grad F[Q] (N = 6, by enumeration), within 5 sigma."""
+@pytest.mark.parametrize("one_pass", [False, True])
+def test_reinforce_gradient_equals_the_exact_gradient(emitted, one_pass):
+    """E[(L - mean L) grad log Q] = beta grad F[Q] (N = 6, by enumeration), within 5 sigma;
+    with log Q from sample + log_prob, and from the one-pass sampler with its fused backward
+    (what train uses)."""
     module = emitted("sk", variant="rs", N=6, seed=2)
     torch.manual_seed(3)
     model = module.Model(dtype=torch.float64, init="random")
@@ -91,8 +95,12 @@ def test_reinforce_gradient_equals_the_exact_gradient(emitted):
     generator = torch.Generator().manual_seed(4)
     estimates = []
     for _ in range(20):
-        x = model.sample(10000, generator=generator)
-        loss, _ = reinforce_loss(model, x, beta)
+        if one_pass:
+            x, log_q = sample_with_log_prob(model, 10000, generator)
+            loss, _ = reinforce_loss(model, x, beta, log_q)
+        else:
+            x = model.sample(10000, generator=generator)
+            loss, _ = reinforce_loss(model, x, beta)
         estimates.append(torch.autograd.grad(loss, [model.a1])[0].flatten())
     estimates = torch.stack(estimates)
     mean, sem = estimates.mean(0), estimates.std(0) / np.sqrt(len(estimates))
@@ -153,3 +161,16 @@ def test_same_seed_same_numbers(emitted, tmp_path):
     first = train(module.Model(), _small_config(), None, progress=False)
     second = train(module.Model(), _small_config(), None, progress=False)
     assert first.rows == second.rows and first.final == second.final
+
+
+def test_sample_with_log_prob_falls_back_to_sample_and_log_prob():
+    """Models without a one-pass sampler (the baselines): sample, then log_prob."""
+    from arnn_gen.baselines import make_baseline
+
+    torch.manual_seed(0)
+    model = make_baseline("MADE_21", systems.sherrington_kirkpatrick(6, seed=0),
+                          dtype=torch.float64, init="random")  # fmt: skip
+    x, log_q = sample_with_log_prob(model, 32, torch.Generator().manual_seed(1))
+    assert x.shape == (32, 6) and log_q.requires_grad
+    assert torch.equal(x, model.sample(32, generator=torch.Generator().manual_seed(1)))
+    assert torch.allclose(log_q, model.log_prob(x))
