@@ -53,6 +53,11 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
 }
 
 
+#: Formulas printed with torch.addcmul where they are b + a z (Note [Fused multiply-add] in
+#: printing.py): the input of the replica layers, evaluated on every pair of every sample.
+FUSED_MULTIPLY_ADD = frozenset({"layer_input"})
+
+
 def _environment() -> jinja2.Environment:
     root = files("arnn_gen.templates")
 
@@ -77,7 +82,12 @@ def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
 
     Keys: the formula names, and ``init_<parameter>`` for the parameters that are not fixed.
     """
-    printed = {name: torch_code(expr, symbol_names=SYMBOL_NAMES) for name, expr in ir.formulas}
+    printed = {
+        name: torch_code(
+            expr, symbol_names=SYMBOL_NAMES, fused_multiply_add=name in FUSED_MULTIPLY_ADD
+        )
+        for name, expr in ir.formulas
+    }
     for spec in ir.parameters:
         if spec.role != "fixed":  # fixed values come from the formulas, evaluated in place
             printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=SYMBOL_NAMES)

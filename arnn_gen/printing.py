@@ -27,6 +27,13 @@ Note [Tensors and floats]
     to Python floats. Every function (``torch.exp``, ``torch.sigmoid``, ``torch.lgamma``...)
     needs at least a tensor argument: bind symbols that appear inside functions to tensors.
 
+Note [Fused multiply-add]
+    With ``fused_multiply_add=True`` a sum of exactly two terms, one of them a product of
+    exactly two factors and no term a number (``b + a z``), prints as
+    ``torch.addcmul(b, a, z)``: one pass over memory instead of two, which matters for the
+    elementwise layers of the emitted networks. All three must be tensors there (Note
+    [Tensors and floats]); other sums print as usual.
+
 Note [Layout]
     Operators are spaced the way ``ruff format`` (and black) write them (``2 * x``,
     ``x / 2``, ``x**2``, ``(a + b) ** 2``) and parentheses appear only where precedence
@@ -108,10 +115,15 @@ class TorchPrinter(PythonCodePrinter):
     language = "PyTorch"
 
     def __init__(
-        self, *, symbol_names: Mapping[sp.Basic, str] | None = None, strict: bool = True
+        self,
+        *,
+        symbol_names: Mapping[sp.Basic, str] | None = None,
+        strict: bool = True,
+        fused_multiply_add: bool = False,
     ) -> None:
         super().__init__({"strict": strict})
         self.strict = strict
+        self.fused_multiply_add = fused_multiply_add
         self.imports: set[str] = set()
         self.unsupported: list[sp.Basic] = []
         self._names = self._validate_names(symbol_names or {})
@@ -257,7 +269,13 @@ class TorchPrinter(PythonCodePrinter):
     # -- arithmetic ---------------------------------------------------------------------
 
     def _print_Add(self, expr: sp.Add) -> str:
-        """Terms in SymPy's canonical order, negative terms written with ``-``."""
+        """Terms in SymPy's canonical order, negative terms written with ``-``; with
+        ``fused_multiply_add``, ``c + x y`` as ``torch.addcmul(c, x, y)`` (Note [Fused
+        multiply-add])."""
+        if self.fused_multiply_add:
+            fused = self._addcmul(expr)
+            if fused is not None:
+                return fused
         level = PRECEDENCE["Add"]
         pieces: list[str] = []
         for term in expr.as_ordered_terms():
@@ -271,6 +289,19 @@ class TorchPrinter(PythonCodePrinter):
             pieces.extend([sign, text])
         first = pieces.pop(0)
         return ("-" if first == "-" else "") + " ".join(pieces)
+
+    def _addcmul(self, expr: sp.Add) -> str | None:
+        """``torch.addcmul(c, x, y)`` for ``c + x y`` with x, y not numbers, else None."""
+        if len(expr.args) != 2:
+            return None
+        for product, addend in (expr.args, expr.args[::-1]):
+            if isinstance(product, sp.Mul) and len(product.args) == 2:
+                x, y = product.args
+                if not (x.is_number or y.is_number or addend.is_number):
+                    return self._call(
+                        "torch.addcmul", self._print(addend), self._print(x), self._print(y)
+                    )
+        return None
 
     def _print_Mul(self, expr: sp.Mul) -> str:
         """Numerator factors, then ``/`` and the denominator (SymPy's CodePrinter layout)."""
@@ -434,14 +465,25 @@ def _is_log_binomial(expr: sp.log) -> bool:
     return isinstance(expr.args[0], sp.binomial)
 
 
-def torch_code(expr: sp.Expr, *, symbol_names: Mapping[sp.Basic, str] | None = None) -> str:
-    """``expr`` as one Python expression over ``torch`` and ``math`` (strict printing).
+def torch_code(
+    expr: sp.Expr,
+    *,
+    symbol_names: Mapping[sp.Basic, str] | None = None,
+    fused_multiply_add: bool = False,
+) -> str:
+    """``expr`` as one Python expression over ``torch`` and ``math`` (strict printing);
+    ``fused_multiply_add``: see Note [Fused multiply-add].
 
     >>> a, b = sp.symbols("a b")
     >>> torch_code(sp.exp(-a) / 2 + b**2, symbol_names={b: "self.b"})
-    'torch.exp(-a) / 2 + self.b**2'
+    'self.b**2 + torch.exp(-a) / 2'
+    >>> torch_code(a * b + 1 + sp.log(a), fused_multiply_add=True)
+    'a * b + torch.log(a) + 1'
+    >>> torch_code(a * b + sp.log(a), fused_multiply_add=True)
+    'torch.addcmul(torch.log(a), a, b)'
     """
-    return TorchPrinter(symbol_names=symbol_names).doprint(expr)
+    printer = TorchPrinter(symbol_names=symbol_names, fused_multiply_add=fused_multiply_add)
+    return printer.doprint(expr)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -92,11 +92,12 @@ class CurieWeissCWN(torch.nn.Module):
         # analytic in beta, recomputed when beta is set, and not saved in the state dict.
         table = torch.zeros(N, 2 * N + 1, device=device, dtype=dtype)
         self.register_buffer("logit_table", table, persistent=False)
-        # and what sampling and log_prob read from it: P(x_i = +1 | M), log P(x_i = +-1 | M)
-        # p_plus[i, K]: P(x_i = +1) after K of the i earlier spins are +1 (M_<i = 2K - i)
+        # and what sampling reads from it: p_plus[i, K] = P(x_i = +1) after K of the i
+        # earlier spins are +1 (M_<i = 2K - i)
         self.register_buffer("p_plus", torch.zeros(N, N, device=device, dtype=dtype), False)
-        self.register_buffer("log_p_plus", table.clone(), persistent=False)
-        self.register_buffer("log_p_minus", table.clone(), persistent=False)
+        # log_q_of_count[K]: log Q(x) of every x with K spins +1 (Note [Exact joint])
+        log_q = torch.zeros(N + 1, device=device, dtype=dtype)
+        self.register_buffer("log_q_of_count", log_q, persistent=False)
         row_start = torch.arange(N, device=device) * (2 * N + 1)  # [N]
         self.register_buffer("row_start", row_start, persistent=False)
         self._on_beta_change()
@@ -107,12 +108,33 @@ class CurieWeissCWN(torch.nn.Module):
     def _on_beta_change(self):
         """Every conditional is analytic in beta: tabulate them again."""
         with torch.no_grad():
-            self.logit_table.copy_(self._tabulate())
-            site = torch.arange(self.N, device=self.logit_table.device)
+            table = self._tabulate()  # float64
+            self.logit_table.copy_(table)
+            site = torch.arange(self.N, device=table.device)
             column = (2 * site[None, :] - site[:, None] + self.N).clamp(0, 2 * self.N)  # [i, K]
-            self.p_plus.copy_(torch.sigmoid(self.logit_table.gather(1, column)))
-            self.log_p_plus.copy_(torch.nn.functional.logsigmoid(self.logit_table))
-            self.log_p_minus.copy_(torch.nn.functional.logsigmoid(-self.logit_table))
+            self.p_plus.copy_(torch.sigmoid(table.gather(1, column)))
+            self.log_q_of_count.copy_(self._log_q_of_count(table))
+
+    def _log_q_of_count(self, table):
+        """log Q [N + 1] of the configurations with K = 0..N spins +1, from the logit table
+        [N, 2N + 1] (float64): the sum of log P(x_i | M_<i) along the path that puts the K
+        up spins first.
+
+        Note [Exact joint]: CW_N's conditionals are exact, so Q(x) = P(x) = exp(-beta H) / Z
+        depends on x only through M = 2K - N, and log_prob reads this table at the number of
+        up spins: one pass over x instead of a gather per site. Which path is summed does not
+        matter; a test checks the table against the sum over the sites of random x.
+        """
+        N = self.N
+        site = torch.arange(N, device=table.device)
+        count = torch.arange(N + 1, device=table.device)[:, None]  # [K, 1]
+        # sites i < K are +1 with i earlier spins up (M_<i = i); sites i >= K are -1 with K
+        # earlier spins up (M_<i = 2K - i)
+        up = torch.nn.functional.logsigmoid(table[site, site + N])  # [N]
+        rising = torch.cat([up.new_zeros(1), up.cumsum(0)])  # [N + 1] sum_{i < K}
+        column = (2 * count - site + N).clamp(0, 2 * N)  # [K, i]
+        down = torch.nn.functional.logsigmoid(-table.gather(1, column.T.contiguous()).T)
+        return rising + torch.where(site >= count, down, 0.0).sum(1)
 
     def _tabulate(self):
         """The logits [N, 2N + 1] of every site i and prefix magnetisation M = -N..N, float64.
@@ -185,13 +207,9 @@ class CurieWeissCWN(torch.nn.Module):
         return torch.take(self.logit_table, self._cells(x.to(self._dtype())))
 
     def log_prob(self, x):
-        """log Q(x) [B]: the tabulated log P(x_i | M_<i) summed over sites (no logsigmoid
-        per sample: the tables hold them)."""
-        x = x.to(self._dtype())
-        cells = self._cells(x)
-        plus = torch.take(self.log_p_plus, cells)  # [B, N]
-        minus = torch.take(self.log_p_minus, cells)
-        return torch.where(x > 0, plus, minus).sum(-1)
+        """log Q(x) [B] = sum_i log P(x_i | M_<i), read off the table of its values by the
+        number of up spins (Note [Exact joint]): O(B N), one pass over x."""
+        return self.log_q_of_count[(x > 0).sum(-1)]
 
     def network_logits(self, x):
         """Logits [B, N] from the CW_N network itself, PHYSICS.md section 3: the residual
@@ -231,9 +249,11 @@ class CurieWeissCWN(torch.nn.Module):
         up = torch.empty(N, batch_size, device=table.device, dtype=torch.bool)  # site-major
         count = torch.zeros(batch_size, device=table.device, dtype=torch.long)  # [B] K
         for i in range(N):
-            torch.lt(u[i], table[i, count], out=up[i])  # x_i = +1 with P(x_i = +1 | K)
-            count += up[i]
-        return (2 * up.T.to(table.dtype) - 1).contiguous()
+            # x_i = +1 with P(x_i = +1 | K)
+            torch.lt(u[i], torch.index_select(table[i], 0, count), out=up[i])
+            count.add_(up[i])
+        x = torch.empty(batch_size, N, device=table.device, dtype=table.dtype)
+        return x.copy_(up.T).mul_(2).sub_(1)  # 1 and 0 to +1 and -1, in place
 
 
 Model = CurieWeissCWN

@@ -281,22 +281,28 @@ class General1RSB(torch.nn.Module):
             self.a0[:, sites, later, None],
         )
 
-    def _log_rho_terms(self, phi, hidden):
-        """[2, ..., B] terms a0 g(phi) of log rho^{+-} (PHYSICS.md section 4), for the fields
-        phi [..., B] of some pairs (i, l) and their parameters ``hidden`` (from _hidden)."""
-        z = phi.unsqueeze(0)  # [1, ..., B]
+    def _log_rho(self, phi, hidden, weight):
+        """log rho^{+-} [2, ..., B] = sum_l a0 g(phi_{i,l}) (PHYSICS.md section 4) from the
+        fields phi [..., L, B] of some pairs (i, l), their parameters ``hidden`` (from
+        _hidden) and the output weight [2, ..., L, 1]: a0, masked to the pairs l > i."""
+        z = phi.unsqueeze(0)  # [1, ..., L, B]
         a, b = hidden[0], hidden[1]
         if self._fused or not torch.is_grad_enabled():  # compiled (fused), or no backward
-            z = torch.nn.functional.logsigmoid(a * z + b)
+            u = torch.addcmul(b, a, z)
+            z = torch.nn.functional.logsigmoid(u)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b)
         a, b = hidden[2], hidden[3]
         if self._fused or not torch.is_grad_enabled():  # compiled (fused), or no backward
-            z = torch.nn.functional.logsigmoid(a * z + b)
+            u = torch.addcmul(b, a, z)
+            z = torch.nn.functional.logsigmoid(u)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b)
-        a = hidden[-1]
-        return a * z
+        if self._fused:  # one reduction fused with the layers
+            a = weight
+            return (a * z).sum(-2)
+        # the output a0 z summed over l: one matrix-vector product per site
+        return (weight.transpose(-1, -2) @ z).squeeze(-2)
 
     def _residual(self, phi_site, w, c):
         return c + phi_site * w
@@ -358,9 +364,9 @@ class General1RSB(torch.nn.Module):
         hidden layers act on all of them at once and the pairs l <= i are masked out of the
         sum over l. Blocks are held batch-last, [c, L, B], like the fields in sample.
         """
-        spins = x.to(self._dtype()).T  # [N, B]
+        spins = x.to(self._dtype()).T.contiguous()  # [N, B]
         logits = []
-        field = self.h[:, None].expand(self.N, spins.shape[1])  # [N, B] phi_{first,l}
+        field = self.h[:, None].expand(self.N, spins.shape[1]).contiguous()  # phi_{first,l}
         for first, end in self._blocks:
             couplings, later, w, c, hidden = self._block_arguments(first, end)
             block = (field[first:], spins[first:end], couplings, later, w, c, hidden)
@@ -380,8 +386,7 @@ class General1RSB(torch.nn.Module):
         """Logits [c, B] of a block of sites [first, first + c) (see _block_fields and
         _block_arguments for the arguments)."""
         phi = self._block_fields(field, spins, couplings)  # [c, L, B] phi_{i,l}
-        terms = self._log_rho_terms(phi, hidden)  # [2, c, L, B]
-        log_rho = (terms * later).sum(2)  # [2, c, B]
+        log_rho = self._log_rho(phi, hidden, hidden[-1] * later)  # [2, c, B]
         phi_site = phi.diagonal(dim1=0, dim2=1).T  # [c, B] phi_{i,i}
         return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
 
@@ -405,11 +410,11 @@ class General1RSB(torch.nn.Module):
         forward that recomputes each block's layers and back-propagates through them at once
         with the derivatives printed from SymPy, summing the batch out block by block."""
         dtype = self._dtype()
-        spins, y = x.to(dtype).T, y.to(dtype).T  # [N, B]
+        spins, y = x.to(dtype).T.contiguous(), y.to(dtype).T  # [N, B]
         # d log Q / d logit_i = x_i slope(y_i), since log P(x_i | x_<i) = logsigmoid(x_i logit_i)
         logit_grad = grad.to(dtype) * spins * (-torch.expm1(y))  # [N, B]
         grads = [torch.zeros_like(p) for p in self._trained()]
-        field = self.h[:, None].expand(self.N, spins.shape[1])  # [N, B] phi_{first,l}
+        field = self.h[:, None].expand(self.N, spins.shape[1]).contiguous()  # phi_{first,l}
         for first, end in self._blocks:
             couplings, later, _, _, hidden = self._block_arguments(first, end)
             block = (field[first:], spins[first:end], couplings, later, logit_grad[first:end],
@@ -431,7 +436,7 @@ class General1RSB(torch.nn.Module):
         z, kept = phi.unsqueeze(0), []
         for layer in range(len(hidden) // 2):
             a, b = hidden[2 * layer], hidden[2 * layer + 1]
-            u = a * z + b
+            u = torch.addcmul(b, a, z)
             kept.append((z, 1 - torch.sigmoid(u)))
             z = torch.nn.functional.logsigmoid(u)
         # d log Q / d log rho^{+-}_i = +-logit_grad_i, as a column [2, c, B, 1]
@@ -505,7 +510,7 @@ class General1RSB(torch.nn.Module):
     def _sample_logit(self, phi_site, phi_later, w, c, hidden):
         """[B] logit of a site i from its fields phi_{i,i} [B] and phi_{i,l > i} [n, B]
         (``hidden``: _hidden(i, ...), batch-last like the fields)."""
-        log_rho = self._log_rho_terms(phi_later, hidden).sum(1)  # [2, B]
+        log_rho = self._log_rho(phi_later, hidden, hidden[-1])  # [2, B]
         return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
 
 

@@ -280,3 +280,18 @@ def test_table_equals_the_cw_n_network(emitted, beta, field):
     model = module.Model()
     x = model.sample(256, generator=torch.Generator().manual_seed(4))
     assert (model(x) - model.network_logits(x)).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("J, h, beta", [(1.0, 0.0, 1.2), (-0.6, 0.3, 0.7)])
+def test_cw_exact_log_prob_table_is_the_sum_of_the_conditionals(emitted, J, h, beta):
+    """Note [Exact joint]: log Q read off by the number of up spins equals the sum over the
+    sites of log P(x_i | M_<i) from forward's logits, for random x of every magnetisation."""
+    module = emitted("cw", variant="exact", N=60)
+    model = module.Model(beta=beta, J=J, h=h, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    fraction = torch.linspace(0, 1, 61, dtype=torch.float64)[:, None]  # all counts of up
+    x = torch.where(torch.rand(61, 60, generator=generator, dtype=torch.float64) < fraction,
+                    1.0, -1.0)  # fmt: skip
+    x[0], x[-1] = -1.0, 1.0
+    per_site = torch.nn.functional.logsigmoid(x * model(x)).sum(-1)
+    assert torch.allclose(model.log_prob(x), per_site, rtol=0, atol=1e-10)
