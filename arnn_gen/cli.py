@@ -443,17 +443,49 @@ def plot(run_dirs, out):
         click.echo(str(path))
 
 
+def _int_list(option: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise ArnnGenError(f"{option} takes comma-separated integers, got {text!r}") from None
+
+
 @main.command()
 @click.argument("system", type=click.Choice(("cw", "sk")))
 @click.option("--quick", is_flag=True, help="Small sizes, short schedules: a few minutes.")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
 @click.option("--out", type=str, default=None, help="Folder (default runs/reproduce_<system>).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(system, quick, device, out, quiet):
-    """The paper's comparison for cw or sk (PHYSICS.md section 6): runs, plots, summary."""
-    from .experiments import preset, run_experiment
+@click.option(
+    "--sizes",
+    type=str,
+    default=None,
+    help="Only these of the preset's sizes, comma-separated (e.g. 20,50).",
+)
+@click.option(
+    "--instances",
+    type=str,
+    default=None,
+    help="Only these of the preset's SK instance seeds, comma-separated.",
+)
+@click.option(
+    "--architectures",
+    type=str,
+    default=None,
+    help="Only these of the preset's architectures, comma-separated.",
+)
+def reproduce(system, quick, device, out, quiet, sizes, instances, architectures):
+    """The paper's comparison for cw or sk (PHYSICS.md section 6): runs, plots, summary.
+    --sizes, --instances and --architectures run a part of it (the full protocol in pieces)."""
+    from .experiments import preset, run_experiment, select
 
     experiment = preset(system, quick=quick, device=_device(device))
+    experiment = select(experiment, sizes=_int_list("--sizes", sizes),
+                        seeds=_int_list("--instances", instances),
+                        architectures=None if architectures is None
+                        else [a.strip() for a in architectures.split(",")])  # fmt: skip
     folder = Path(out) if out is not None else Path("runs") / f"reproduce_{system}"
     summary = run_experiment(experiment, folder, progress=not quiet)
     click.echo(summary.read_text(), nl=False)

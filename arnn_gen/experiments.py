@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +26,15 @@ import torch
 from .errors import ArnnGenError
 from .train import TrainConfig, train
 
-__all__ = ["Experiment", "PRESETS", "preset", "run_experiment", "EMITTED", "BASELINE_NAMES"]
+__all__ = [
+    "Experiment",
+    "PRESETS",
+    "preset",
+    "select",
+    "run_experiment",
+    "EMITTED",
+    "BASELINE_NAMES",
+]
 
 #: Architectures emitted by arnn-gen: title -> (variant, k).
 EMITTED = {
@@ -76,6 +85,32 @@ def preset(system: str, *, quick: bool, device: str = "cpu") -> Experiment:
     options = PRESETS[(system, quick)]
     config = replace(_config(quick), device=device)
     return Experiment(system=system, config=config, mode="quick" if quick else "full", **options)
+
+
+def select(
+    experiment: Experiment,
+    *,
+    sizes: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    architectures: Sequence[str] | None = None,
+) -> Experiment:
+    """A part of ``experiment``: only the given sizes, instance seeds and architectures
+    (None keeps all), each of which must be in the experiment; the schedule is unchanged,
+    so a preset can be run in pieces."""
+    changes = {}
+    for name, chosen in (("sizes", sizes), ("seeds", seeds), ("architectures", architectures)):
+        if chosen is None:
+            continue
+        known = getattr(experiment, name)
+        unknown = [item for item in chosen if item not in known]
+        if unknown or not chosen:
+            label = {"seeds": "instances"}.get(name, name)
+            raise ArnnGenError(
+                f"{experiment.system} ({experiment.mode}) has the {label} "
+                f"{', '.join(map(str, known))}; not {', '.join(map(str, unknown)) or 'none'}"
+            )
+        changes[name] = tuple(item for item in known if item in chosen)
+    return replace(experiment, **changes)
 
 
 def _model(system: str, architecture: str, N: int, seed: int, folder: Path, config):  # noqa: N803

@@ -99,6 +99,10 @@ def test_training_command_errors(tmp_path, module_path):
         (("mcmc", "--system", "cw", "-N", "4", "-n", "0", "--beta", "1", "--sweeps", "1",
           "--out", tmp_path / "m.npy"), "-n must be >= 1"),
         (("plot", tmp_path / "nothing"), "metrics.json"),
+        (("reproduce", "cw", "--sizes", "30"), "not 30"),
+        (("reproduce", "sk", "--quick", "--instances", "0,7"), "not 7"),
+        (("reproduce", "sk", "--instances", "one"), "comma-separated integers"),
+        (("reproduce", "cw", "--architectures", "CW_N,SK_RS"), "not SK_RS"),
     ]  # fmt: skip
     for args, fragment in cases:
         one_line_error(run(*args), fragment)
@@ -125,3 +129,17 @@ def test_reproduce_quick(tmp_path, system):
             assert row["final"]["free_energy"] >= row["final"]["exact_free_energy"] - 1e-3
     assert (out / "summary.md").read_text().startswith(f"# arnn-gen reproduce {system} (quick)")
     assert any(out.glob("*/plots/free_energy.png"))
+
+
+def test_reproduce_a_part_of_a_preset(tmp_path):
+    """--sizes, --instances and --architectures run a piece of a preset, its schedule kept."""
+    out = tmp_path / "part"
+    result = run("reproduce", "sk", "--quick", "--quiet", "--device", "cpu", "--out", out,
+                 "--instances", "1", "--architectures", "SK_RS")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(row["architecture"], row["N"], row["instances"]) for row in summary["table"]] == [
+        ("SK_RS", 12, 1)
+    ]
+    assert [run_["seed"] for run_ in summary["runs"]] == [1]
+    assert summary["config"]["steps_per_beta"] == 20  # the quick schedule, unchanged
