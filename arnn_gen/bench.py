@@ -8,14 +8,19 @@ What is measured, for each architecture and N (float32, beta = 1, the SK instanc
 0 for SK_* and MADE_21, the Curie-Weiss system J = 1, h = 0 for CW_*):
 
 - ``sample_s``: ``model.sample(B)``; ``log_prob_s``: ``model.log_prob(x)`` under no_grad;
-  ``train_step_s``: one variational step, sample + log_prob + REINFORCE loss with the energy
-  (:func:`arnn_gen.train.reinforce_loss`) + backward + Adam step (absent for CW_N, which
-  has no trainable parameter); ``sample_plus_log_prob_s``, their sum. Each is the median of
+  ``train_step_s``: one variational step as ``arnn-gen train`` takes it: samples with log Q
+  (:func:`arnn_gen.train.sample_with_log_prob`: one pass and a fused backward for the
+  replica modules, sample + log_prob for the others and for the per-site baseline) +
+  REINFORCE loss with the energy (:func:`arnn_gen.train.reinforce_loss`) + backward + Adam
+  step (absent for CW_N, which has no trainable parameter); ``sample_plus_log_prob_s``,
+  their sum. Each is the median of
   ``repeats`` timings after one warm-up call (device synchronised on CUDA).
 - The same for the per-site baseline of ``benchmarks/persite.py`` (one module per
   conditional in a Python loop, each recomputing its first layer from x_<i), loaded by
   path from the repository; when the repository is absent (an installed wheel) it is
   skipped with a note. Ratios ``persite_over_ours`` (the speedup) per cost.
+- Every (architecture, N) runs in a fresh subprocess with glibc's malloc thresholds set as
+  ``arnn-gen`` sets them (:mod:`arnn_gen.allocator`), for ours and the baseline alike.
 - Peak memory of ours: every (architecture, N) runs in a fresh subprocess; on CPU the peak
   resident set size of that process (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) read
   right after ours' measurements, so it covers Python, torch, the model and its batches
@@ -398,6 +403,8 @@ def _measure_compiled(model, batch: int, repeats: int, device: str) -> dict:
                 x = model.sample(batch, generator=generator)
                 model.log_prob(x)
             model.log_prob(x).sum().backward()
+            if hasattr(model, "sample_with_log_prob"):  # the fused backward compiles too
+                model.sample_with_log_prob(batch, generator=generator)[1].sum().backward()
             model.zero_grad(set_to_none=True)
             _synchronize(device)
         except Exception as error:  # noqa: BLE001 (any backend failure is a result here)

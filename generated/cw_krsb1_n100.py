@@ -162,6 +162,10 @@ class CurieWeiss1RSB(torch.nn.Module):
     #: elementwise pass in cache: at N = 200, B = 2000 a log_prob took 1.52 s with 8192,
     #: 0.41 s with 512 and 0.33 s with 128 (benchmarks/RESULTS.md).
     PAIRS_PER_BLOCK = 128
+    #: The same on CUDA, where a pass over a block is one kernel launch: large blocks keep
+    #: the number of launches low (at N = 1000 about 30 blocks; each temporary of a block
+    #: of B = 2000 samples is then 2 x 2000 x 16384 numbers, 256 MiB in float32).
+    PAIRS_PER_BLOCK_CUDA = 16384
 
     def __init__(
         self,
@@ -192,6 +196,7 @@ class CurieWeiss1RSB(torch.nn.Module):
         # Parameters live on the square [sign, i, l]; only the pairs l > i are used (mask).
         self.register_buffer("later", torch.ones(N, N, device=device).triu(1).bool(), False)
         self._blocks = self._site_blocks()
+        self._cuda_blocks = None  # made when first needed (_blocks_on)
         self.a0 = torch.nn.Parameter(torch.empty(2, N, N, device=device, dtype=dtype))
         self.a1 = torch.nn.Parameter(torch.empty(2, N, N, device=device, dtype=dtype))
         self.b1 = torch.nn.Parameter(torch.empty(2, N, N, device=device, dtype=dtype))
@@ -203,15 +208,24 @@ class CurieWeiss1RSB(torch.nn.Module):
         self._compiled = {}  # name -> compiled function (see enable_compile)
         self._fused = False  # plain layers for inductor to fuse (set by enable_compile)
 
-    def _site_blocks(self):
+    def _site_blocks(self, pairs=None):
         """(first, end) of consecutive blocks of sites; a block holds its sites' fields
-        phi_{i,l} for l >= first, at most about PAIRS_PER_BLOCK of them per sample."""
+        phi_{i,l} for l >= first, at most about ``pairs`` (PAIRS_PER_BLOCK) per sample."""
+        pairs = self.PAIRS_PER_BLOCK if pairs is None else pairs
         blocks, first = [], 0
         for end in range(1, self.N + 1):
-            if (end - first) * (self.N - first) >= self.PAIRS_PER_BLOCK or end == self.N:
+            if (end - first) * (self.N - first) >= pairs or end == self.N:
                 blocks.append((first, end))
                 first = end
         return tuple(blocks)
+
+    def _blocks_on(self, device):
+        """The blocks of sites for a device: _blocks, or larger ones on CUDA."""
+        if device.type != "cuda":
+            return self._blocks
+        if self._cuda_blocks is None:
+            self._cuda_blocks = self._site_blocks(self.PAIRS_PER_BLOCK_CUDA)
+        return self._cuda_blocks
 
     def _dtype(self):
         return self.a0.dtype
@@ -367,7 +381,7 @@ class CurieWeiss1RSB(torch.nn.Module):
         spins = x.to(self._dtype()).T.contiguous()  # [N, B]
         logits = []
         field = self.h[:, None].expand(self.N, spins.shape[1]).contiguous()  # phi_{first,l}
-        for first, end in self._blocks:
+        for first, end in self._blocks_on(spins.device):
             couplings, later, w, c, hidden = self._block_arguments(first, end)
             block = (field[first:], spins[first:end], couplings, later, w, c, hidden)
             logits.append(self._call("block", self._block_logits, *block))
@@ -415,7 +429,7 @@ class CurieWeiss1RSB(torch.nn.Module):
         logit_grad = grad.to(dtype) * spins * (-torch.expm1(y))  # [N, B]
         grads = [torch.zeros_like(p) for p in self._trained()]
         field = self.h[:, None].expand(self.N, spins.shape[1]).contiguous()  # phi_{first,l}
-        for first, end in self._blocks:
+        for first, end in self._blocks_on(spins.device):
             couplings, later, _, _, hidden = self._block_arguments(first, end)
             block = (field[first:], spins[first:end], couplings, later, logit_grad[first:end],
                      hidden)  # fmt: skip
@@ -504,7 +518,7 @@ class CurieWeiss1RSB(torch.nn.Module):
             u = torch.rand(batch_size, generator=generator, device=x.device, dtype=dtype)
             spin = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(dtype)  # [B]
             x[i], logits[i] = spin, logit
-            phi[i + 1 :] += self.J[i, i + 1 :, None] * spin  # [n, B]
+            phi[i + 1 :].addcmul_(self.J[i, i + 1 :, None], spin)  # [n, B] += J_{i,l} x_i
         return x.T.contiguous(), logits.T.contiguous()
 
     def _sample_logit(self, phi_site, phi_later, w, c, hidden):

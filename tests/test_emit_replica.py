@@ -55,6 +55,22 @@ def test_forward_equals_sampler_logits_with_small_blocks(emitted):
     assert torch.allclose(model(x), single, rtol=0, atol=1e-12)
 
 
+def test_cuda_blocks_partition_the_sites(emitted):
+    """The larger blocks used on CUDA cover every site once, in order, and give the same
+    logits (computed here on the CPU with those blocks)."""
+    module = emitted("sk", variant="krsb", k=1, N=300, seed=0)
+    model = module.Model(dtype=torch.float64, init="random")
+    cuda_blocks = model._blocks_on(torch.device("cuda"))
+    for blocks in (model._blocks, cuda_blocks):
+        assert blocks[0][0] == 0 and blocks[-1][1] == 300
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert 1 < len(cuda_blocks) < len(model._blocks) / 10
+    x = model.sample(8, generator=torch.Generator().manual_seed(0))
+    logits = model(x)
+    model._blocks = cuda_blocks
+    assert torch.allclose(model(x), logits, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize(
     "system, variant, k, N", [("sk", "rs", 0, 9), ("sk", "krsb", 1, 30), ("cw", "krsb", 2, 8)]
 )
