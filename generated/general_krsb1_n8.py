@@ -391,6 +391,8 @@ class General1RSB(torch.nn.Module):
     def _block_fields(self, field, spins, couplings):
         """phi_{i,l} [c, L, B] of a block of sites [first, first + c) from field [L, B] =
         phi_{first,l}, the block's spins [c, B] and couplings [c, L] = J_{i,l}, l >= first."""
+        if spins.shape[0] == 1:  # a block of one site: its fields are the carried field
+            return field.unsqueeze(0)
         # exclusive cumulative sum of x_s J_{s,l} over the block's sites s < i
         steps = couplings[:-1, :, None] * spins[:-1, None, :]  # [c - 1, L, B]
         partial = torch.nn.functional.pad(steps.cumsum(0), (0, 0, 0, 0, 1, 0))  # [c, L, B]
