@@ -248,10 +248,10 @@ class CurieWeissCWN(torch.nn.Module):
         u = torch.rand(N, batch_size, generator=generator, device=table.device, dtype=table.dtype)
         up = torch.empty(N, batch_size, device=table.device, dtype=torch.bool)  # site-major
         count = torch.zeros(batch_size, device=table.device, dtype=torch.long)  # [B] K
-        for i in range(N):
-            # x_i = +1 with P(x_i = +1 | K)
-            torch.lt(u[i], torch.index_select(table[i], 0, count), out=up[i])
-            count.add_(up[i])
+        # the rows as views made at once: the loop body is two kernels and an in-place add
+        for u_i, row, up_i in zip(u.unbind(0), table.unbind(0), up.unbind(0), strict=True):
+            torch.lt(u_i, torch.index_select(row, 0, count), out=up_i)  # P(x_i = +1 | K)
+            count.add_(up_i)
         x = torch.empty(batch_size, N, device=table.device, dtype=table.dtype)
         return x.copy_(up.T).mul_(2).sub_(1)  # 1 and 0 to +1 and -1, in place
 
