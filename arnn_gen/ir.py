@@ -422,7 +422,8 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
 
     d y / d b = 1 - sigmoid(b + a z) = 1 - exp(y) = -expm1(y) (accurate as y -> 0), the
     "slope"; d y / d z and d y / d a are the slope times a and z. Also the layer's input
-    u = b + a z, y and the slope as functions of u. All found by SymPy.
+    u = b + a z, y as a function of u, and the slope from y and u. All found or checked by
+    SymPy.
     """
     from sympy.codegen.rewriting import expm1_opt, optimize
 
@@ -440,13 +441,20 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
     slope_of_input = sp.diff(layer_of_input, U)
     if layer_of_input.has(A, B, Z) or slope_of_input.has(A, B, Z):
         raise ArnnGenError(f"the layer is not a function of b + a z: {layer}")
+    # The slope from the output and the input, one exp of y - u with no division: for
+    # y = logsigmoid(u), 1 - sigmoid(u) = sigmoid(-u) = exp(logsigmoid(-u)) = exp(y - u).
+    # SymPy checks the identity; the fused gradient pass has y and u at hand.
+    slope_of_output = sp.exp(Y - U)
+    difference = slope_of_output.xreplace({Y: layer_of_input}) - slope_of_input
+    if sp.simplify(difference.rewrite(sp.exp)) != 0:
+        raise ArnnGenError(f"exp(y - u) is not the slope of {layer_of_input}")
     return (
         ("layer_slope", slope),
         ("slope_z", factor_z),
         ("slope_a", factor_a),
         ("layer_input", layer_input),
         ("layer_of_input", layer_of_input),
-        ("slope_of_input", slope_of_input),
+        ("slope_of_output", slope_of_output),
     )
 
 

@@ -160,6 +160,9 @@ def _positive(value) -> bool:
 
 def test_run_benchmarks_quick_writes_every_number(tmp_path):
     lines = []
+    (tmp_path / "RESULTS.md").write_text(
+        "# Notes\n\nabove\n<!-- bench:begin -->\nold numbers\n<!-- bench:end -->\nbelow\n"
+    )
     report = bench.run_benchmarks(
         quick=True,
         sizes=(8, 12),
@@ -206,6 +209,17 @@ def test_run_benchmarks_quick_writes_every_number(tmp_path):
     assert math.isfinite(growth["CW_N"]["persite"]["log_prob"]["exponent"])
     assert growth["CW_N"]["ours"]["train_step"] is None
     assert len(lines) >= 4 and any("wrote" in line for line in lines)
+    # the Markdown report: bench.md, and the marked section of RESULTS.md replaced
+    table = (tmp_path / "bench.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| SK_1RSB | 12 | eager |")]
+    assert len(rows) == 1
+    record = report["results"][1]
+    assert f"{record['ours']['train_step_s']:.3g}" in rows[0]
+    assert "python -m arnn_gen.bench --quick --sizes 8 12" in table
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "old numbers" not in results and table in results
+    assert results.startswith("# Notes\n\nabove\n<!-- bench:begin -->\n")
+    assert results.endswith("<!-- bench:end -->\nbelow\n")
 
 
 def test_run_benchmarks_without_the_repository_skips_the_baseline(tmp_path, monkeypatch):

@@ -1,0 +1,163 @@
+"""The Markdown report of a benchmark run (:func:`arnn_gen.bench.run_benchmarks`).
+
+Input: the report dict that ``bench.json`` holds. Output: Markdown text (:func:`markdown`):
+the machine, the floor, one table row per (architecture, N) with ours, the per-site
+baseline's ratios and ours / floor, the growth exponents and the targets of issue 5;
+:func:`write_report` writes it as ``bench.md`` beside ``bench.json`` and, when the folder's
+``RESULTS.md`` has the markers ``<!-- bench:begin -->`` / ``<!-- bench:end -->``, replaces
+what is between them, so hand-written commentary around the numbers is kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["markdown", "write_report", "BEGIN", "END"]
+
+BEGIN = "<!-- bench:begin -->"
+END = "<!-- bench:end -->"
+
+_COSTS = ("sample", "log_prob", "sample_plus_log_prob", "train_step")
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _ratios(values: dict | None, keys=_COSTS) -> str:
+    if not values:
+        return "-"
+    return ", ".join(_number(values.get(key)) for key in keys)
+
+
+def _command(report: dict) -> str:
+    settings = report["settings"]
+    parts = ["python -m arnn_gen.bench"]
+    if report["mode"] == "quick":
+        parts.append("--quick")
+    if settings["device"] != "cpu":
+        parts.append(f"--device {settings['device']}")
+    if settings.get("compiled"):
+        parts.append("--compiled")
+    parts.append("--sizes " + " ".join(map(str, settings["sizes"])))
+    parts.append("--architectures " + " ".join(settings["architectures"]))
+    return " ".join(parts)
+
+
+def _machine(report: dict) -> str:
+    machine = report["machine"]
+    device = machine["device"] + (f" ({machine['device_name']})" if machine["device_name"] else "")
+    load = machine.get("load_average") or []
+    after = machine.get("load_average_after") or []
+    return (
+        f"Machine: {machine['platform']}, {machine['processor']}, {machine['cpu_count']} CPUs, "
+        f"torch {machine['torch']}, {machine['threads']} threads, device {device}; "
+        f"B = {report['settings']['batch']}, {report['settings']['dtype']}, median of "
+        f"{report['settings']['repeats']} runs after one warm-up call. Load average "
+        f"(1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load)}; after: "
+        f"{', '.join(f'{x:.2f}' for x in after)}."
+    )
+
+
+def _main_table(report: dict) -> list[str]:
+    compiled = report["settings"].get("compiled")
+    lines = [
+        "| architecture | N | mode | sample (s) | log_prob (s) | training step (s) | "
+        "peak RSS (MiB) | per-site / ours: sample, log_prob, both, step | ours / floor: log_prob |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in report["results"]:
+        head = f"| {record['architecture']} | {record['N']} "
+        if "error" in record:
+            lines.append(head + f"| - | {record['error']} | | | | | |")
+            continue
+        modes = [("eager", record["ours"], record.get("persite_over_ours"))]
+        if compiled and "ours_compiled" in record:
+            modes.append(("compiled", record["ours_compiled"], record.get("persite_over_compiled")))
+        for mode, ours, speedup in modes:
+            if "error" in ours:
+                lines.append(head + f"| {mode} | {ours['error']} | | | | | |")
+                continue
+            floor_ratios = record.get(
+                "ours_over_floor" if mode == "eager" else "compiled_over_floor", {}
+            )
+            over_floor = floor_ratios.get("log_prob")
+            deep = record["architecture"].startswith("SK_")
+            peak = record["memory"]["peak_mib"] if mode == "eager" else None
+            lines.append(
+                head + f"| {mode} | {_number(ours.get('sample_s'))} | "
+                f"{_number(ours.get('log_prob_s'))} | {_number(ours.get('train_step_s'))} | "
+                f"{'-' if peak is None else f'{peak:.0f}'} | {_ratios(speedup)} | "
+                f"{_number(over_floor) if deep else '-'} |"
+            )
+    return lines
+
+
+def _growth_table(report: dict) -> list[str]:
+    lines = [
+        "| architecture | ours: sample | log_prob | training step | per-site: sample | "
+        "training step |",
+        "|---|---|---|---|---|---|",
+    ]
+    for architecture, fits in sorted(report["growth"].items()):
+
+        def exponent(side: str, cost: str, fits=fits) -> str:
+            fit = (fits.get(side) or {}).get(cost)
+            return "-" if not fit else f"{fit['exponent']:.2f}"
+
+        lines.append(
+            f"| {architecture} | {exponent('ours', 'sample')} | {exponent('ours', 'log_prob')} "
+            f"| {exponent('ours', 'train_step')} | {exponent('persite', 'sample')} | "
+            f"{exponent('persite', 'train_step')} |"
+        )
+    return lines
+
+
+def _targets_table(report: dict) -> list[str]:
+    lines = ["| target of issue 5 | measured | met |", "|---|---|---|"]
+    for target in report["targets"]:
+        met = {True: "yes", False: "no", None: "-"}[target["met"]]
+        lines.append(f"| {target['target']} | {_number(target['value'])} | {met} |")
+    return lines
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown (see the module docstring)."""
+    floor = report["floor"]
+    lines = [
+        f"    {_command(report)}",
+        "",
+        _machine(report),
+        "",
+        f"Elementwise floor: {floor['evals_per_s']:.3g} logsigmoid evaluations per second "
+        f"(best chunk of {floor['best_chunk']} elements).",
+        "",
+        *_main_table(report),
+        "",
+        f"Growth exponents (least-squares slope of log time against log N over N >= "
+        f"{report['settings']['fit_min_n']}):",
+        "",
+        *_growth_table(report),
+        "",
+        *_targets_table(report),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out_dir: Path) -> list[Path]:
+    """Write ``bench.md`` into ``out_dir`` and refresh the marked section of its
+    ``RESULTS.md`` when there is one; the paths written."""
+    from arnn_gen.files import write_atomically
+
+    text = markdown(report)
+    written = [out_dir / "bench.md"]
+    write_atomically(written[0], text.encode())
+    results = out_dir / "RESULTS.md"
+    if results.is_file():
+        current = results.read_text()
+        first, last = current.find(BEGIN), current.find(END)
+        if 0 <= first < last:
+            updated = current[: first + len(BEGIN)] + "\n" + text + current[last:]
+            write_atomically(results, updated.encode())
+            written.append(results)
+    return written
