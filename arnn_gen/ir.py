@@ -443,7 +443,8 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
         raise ArnnGenError(f"the layer is not a function of b + a z: {layer}")
     # The slope from the output and the input, one exp of y - u with no division: for
     # y = logsigmoid(u), 1 - sigmoid(u) = sigmoid(-u) = exp(logsigmoid(-u)) = exp(y - u).
-    # SymPy checks the identity; the fused gradient pass has y and u at hand.
+    # SymPy checks the identity. The fused gradient pass has y and u at hand: compiled, it
+    # uses this form (inductor reuses y), eager the slope of u (two passes instead of three).
     slope_of_output = sp.exp(Y - U)
     difference = slope_of_output.xreplace({Y: layer_of_input}) - slope_of_input
     if sp.simplify(difference.rewrite(sp.exp)) != 0:
@@ -454,6 +455,7 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
         ("slope_a", factor_a),
         ("layer_input", layer_input),
         ("layer_of_input", layer_of_input),
+        ("slope_of_input", slope_of_input),
         ("slope_of_output", slope_of_output),
     )
 
