@@ -134,12 +134,13 @@ class _SampledLogProb(torch.autograd.Function):
     def forward(ctx, model, x, logits, *parameters):
         y = torch.nn.functional.logsigmoid(x * logits)  # [B, N] log P(x_i | x_<i)
         ctx.model = model
-        ctx.save_for_backward(x, y)
+        # saving the parameters makes autograd refuse a backward pass after they changed
+        ctx.save_for_backward(x, y, *parameters)
         return y.sum(-1)
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors
+        x, y = ctx.saved_tensors[:2]
         return (None, None, None, *ctx.model._log_prob_grads(x, y, grad))
 
 

@@ -95,6 +95,16 @@ def test_sample_with_log_prob_and_its_fused_gradient(emitted, system, variant, k
         assert torch.allclose(fused[name], parameter.grad, rtol=1e-10, atol=1e-12), name
 
 
+def test_fused_backward_refuses_parameters_changed_since_sampling(emitted):
+    module = emitted("sk", variant="rs", N=6, seed=0)
+    model = module.Model(dtype=torch.float64)
+    _, log_q = model.sample_with_log_prob(16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.a1.add_(0.1)  # as an optimizer step before backward would
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        log_q.sum().backward()
+
+
 def test_sample_with_log_prob_without_autograd_and_with_learned_couplings(emitted):
     module = emitted("sk", variant="krsb", k=1, N=7, seed=1)
     torch.manual_seed(1)
