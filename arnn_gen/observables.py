@@ -314,25 +314,41 @@ def overlaps(x: Any) -> torch.Tensor:
     return (a * b).sum(dim=1) / x.shape[1]  # [S//2]
 
 
-def overlap_histogram(x: Any, *, bins: int = 41) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised histogram of :func:`overlaps` over [-1, 1]: an estimate of P(q).
+#: Most bins of the default, lattice-aligned P(q) histogram.
+OVERLAP_BINS = 41
 
-    The ``bins + 1`` edges are ``numpy.linspace(-1, 1, bins + 1)``; as in
-    :func:`numpy.histogram`, every bin is half-open [left, right) except the last, which
-    also holds q = 1. With an odd ``bins`` (the default, 41) the edges are symmetric about 0
-    and none falls on q = 0, which is then a bin centre.
+
+def overlap_histogram(x: Any, *, bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised histogram of :func:`overlaps`: an estimate of P(q).
+
+    The overlap of N spins takes the N + 1 values q = -1, -1 + 2/N, ..., 1. By default
+    (``bins=None``) every bin holds the same number m of these values, m the smallest that
+    gives at most :data:`OVERLAP_BINS` bins, and the values sit at the bins' centres: the
+    edges run from -1 - 1/N in steps of 2m/N (past 1 by up to (2m - 1)/N when m does not
+    divide N + 1). With N = 20, that is 21 bins of width 0.1, one per value; a grid not
+    aligned with the values would leave bins empty or doubled in turn.
+
+    With an int ``bins``, the ``bins + 1`` edges are ``numpy.linspace(-1, 1, bins + 1)``; as
+    in :func:`numpy.histogram`, every bin is half-open [left, right) except the last, which
+    also holds q = 1.
 
     Args:
         x: ``[S, N]`` samples of +-1, S >= 2.
-        bins: number of bins, >= 1.
+        bins: None (aligned with the values of q), or a number of bins >= 1 over [-1, 1].
 
     Returns:
         ``(edges [bins + 1], density [bins])`` float64 arrays; ``sum(density * diff(edges))``
         is 1.
     """
-    bins = _check_int("bins", bins, 1)
     q = overlaps(x).cpu().numpy()  # [S//2]
-    edges = np.linspace(-1.0, 1.0, bins + 1)  # [bins + 1]
+    if bins is None:
+        n_spins = int(torch.as_tensor(x).shape[1])
+        per_bin = -(-(n_spins + 1) // OVERLAP_BINS)  # ceil: values of q per bin
+        count = -(-(n_spins + 1) // per_bin)
+        edges = (-n_spins - 1 + 2 * per_bin * np.arange(count + 1)) / n_spins
+    else:
+        bins = _check_int("bins", bins, 1)
+        edges = np.linspace(-1.0, 1.0, bins + 1)  # [bins + 1]
     counts, _ = np.histogram(q, bins=edges)  # [bins]
     density = counts / (q.size * np.diff(edges))  # [bins]
     return edges, density

@@ -249,8 +249,29 @@ def test_overlap_histogram_is_normalised(imperfect):
         assert edges.shape == (bins + 1,) and density.shape == (bins,)
         assert edges[0] == -1.0 and edges[-1] == 1.0
         assert float(np.sum(density * np.diff(edges))) == pytest.approx(1.0, abs=1e-12)
-    edges, _ = overlap_histogram(x)
+    edges, _ = overlap_histogram(x, bins=41)
     assert not np.any(np.isclose(edges, 0.0))  # odd bins: q = 0 is a bin centre
+
+
+@pytest.mark.parametrize("n_spins, per_bin", [(6, 1), (20, 1), (40, 1), (41, 2), (100, 3)])
+def test_default_overlap_bins_are_aligned_with_the_values_of_q(n_spins, per_bin):
+    """Every bin holds per_bin of the N + 1 values of q, each strictly inside a bin, and the
+    histogram of uniformly spread overlaps is flat (no empty or doubled bins)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.where(torch.rand(40000, n_spins, generator=generator) < 0.5, 1.0, -1.0)
+    edges, density = overlap_histogram(x)
+    values = (-n_spins + 2 * np.arange(n_spins + 1)) / n_spins
+    counts, _ = np.histogram(values, bins=edges)
+    assert len(density) <= 41
+    assert np.all(counts[:-1] == per_bin) and 1 <= counts[-1] <= per_bin
+    assert np.all(np.abs(values[:, None] - edges[None, :]) > 0.5 / n_spins)  # not on edges
+    assert float(np.sum(density * np.diff(edges))) == pytest.approx(1.0, abs=1e-12)
+    # q = a.b / N with independent uniform spins: binomial weights, no aliasing ripple
+    from math import comb
+
+    expected = np.array([comb(n_spins, k) for k in range(n_spins + 1)], dtype=float)
+    expected = np.histogram(values, bins=edges, weights=expected / expected.sum())[0]
+    assert np.allclose(density * np.diff(edges), expected, atol=0.01)
 
 
 # --------------------------------------------------------------------------------------
