@@ -414,6 +414,12 @@ def _replica_parts(reduction: Reduction):
         ("output", output),
         ("residual", residual),
         *_layer_derivatives(layer),
+        # what the fused gradient pass multiplies by: d output / d a0, d output / d z and the
+        # residual's d / d w and d / d c
+        ("output_slope_a", sp.diff(output, A)),
+        ("output_slope_z", sp.diff(output, Z)),
+        ("residual_slope_w", sp.diff(residual, W)),
+        ("residual_slope_c", sp.diff(residual, C)),
     )
 
 
