@@ -165,6 +165,9 @@ class CurieWeissRS(torch.nn.Module):
     #: the number of launches low (at N = 1000 about 30 blocks; each temporary of a block
     #: of B = 2000 samples is then 2 x 2000 x 16384 numbers, 256 MiB in float32).
     PAIRS_PER_BLOCK_CUDA = 16384
+    #: On CUDA, sampling replays its N sequential steps from a CUDA graph (_replay_draw):
+    #: the steps are small kernels whose launch costs more than their work.
+    CUDA_GRAPHS = True
 
     def __init__(
         self,
@@ -204,6 +207,7 @@ class CurieWeissRS(torch.nn.Module):
         self.reset_parameters(init)
         self._compiled = {}  # name -> compiled function (see enable_compile)
         self._fused = False  # plain layers for inductor to fuse (set by enable_compile)
+        self._graph = None  # (key, CUDA graph, input, outputs) of sampling (_replay_draw)
 
     def _site_blocks(self, pairs=None):
         """(first, end) of consecutive blocks of sites; a block holds its sites' fields
@@ -316,7 +320,7 @@ class CurieWeissRS(torch.nn.Module):
         self._fused = True
         self._compiled = {
             "block": torch.compile(self._block_logits, dynamic=True, **options),
-            "sample_logit": torch.compile(self._sample_logit, dynamic=True, **options),
+            "sample_step": torch.compile(self._sample_step, dynamic=True, **options),
             "grads": torch.compile(self._block_grads, dynamic=True, **options),
         }
         return self
@@ -503,30 +507,84 @@ class CurieWeissRS(torch.nn.Module):
 
     @torch.no_grad()
     def _sample(self, batch_size, generator=None):
-        """(x [B, N], logits [B, N]) by ancestral sampling; the fields phi_{i,l} are updated
-        incrementally, phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, so step i costs O(B (N - i)).
-        The fields are held site-major, [N, B], so that those of the later sites are one
-        contiguous block."""
-        N, dtype = self.N, self._dtype()
-        x = torch.empty(N, batch_size, device=self.J.device, dtype=dtype)
-        logits = torch.empty(N, batch_size, device=self.J.device, dtype=dtype)
+        """(x [B, N], logits [B, N]) by ancestral sampling (_draw). The uniforms of all the
+        sites are drawn at once, the same numbers as one draw per site; on CUDA the N steps
+        are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is False."""
+        device, dtype = self.J.device, self._dtype()
+        uniforms = torch.rand(self.N, batch_size, generator=generator, device=device, dtype=dtype)
+        if device.type == "cuda" and self.CUDA_GRAPHS:
+            x, logits = self._replay_draw(uniforms)
+        else:
+            x, logits = self._draw(uniforms)
+        return x.T.contiguous(), logits.T.contiguous()
+
+    def _draw(self, uniforms):
+        """(x [N, B], logits [N, B]), site-major, from uniforms [N, B]: x_i = +1 where
+        u_i < sigmoid(logit_i). The fields phi_{i,l} are updated incrementally,
+        phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, so step i costs O(B (N - i)); they are held
+        site-major, [N, B], so that those of the later sites are one contiguous block."""
+        N, batch_size = uniforms.shape
+        x, logits = torch.empty_like(uniforms), torch.empty_like(uniforms)
         phi = self.h[:, None].expand(N, batch_size).contiguous()  # [N, B] phi_{i,l}, l >= i
         for i in range(N):
             w, c = self.residual_weight[i], self.residual_bias[i]
             hidden = self._hidden(i, slice(i + 1, None))  # each [2, n, 1]
-            logit = self._call("sample_logit", self._sample_logit, phi[i], phi[i + 1 :],
-                               w, c, hidden)  # fmt: skip
-            u = torch.rand(batch_size, generator=generator, device=x.device, dtype=dtype)
-            spin = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(dtype)  # [B]
+            spin, logit = self._call("sample_step", self._sample_step, phi[i], phi[i + 1 :],
+                                     uniforms[i], w, c, hidden)  # fmt: skip
             x[i], logits[i] = spin, logit
             phi[i + 1 :].addcmul_(self.J[i, i + 1 :, None], spin)  # [n, B] += J_{i,l} x_i
-        return x.T.contiguous(), logits.T.contiguous()
+        return x, logits
 
-    def _sample_logit(self, phi_site, phi_later, w, c, hidden):
-        """[B] logit of a site i from its fields phi_{i,i} [B] and phi_{i,l > i} [n, B]
-        (``hidden``: _hidden(i, ...), batch-last like the fields)."""
+    def _sample_step(self, phi_site, phi_later, uniform, w, c, hidden):
+        """(x_i [B], logit [B]) of a site i from its fields phi_{i,i} [B] and phi_{i,l > i}
+        [n, B] and its uniforms [B] (``hidden``: _hidden(i, ...), batch-last like the fields)."""
         log_rho = self._log_rho(phi_later, hidden, hidden[-1])  # [2, B]
-        return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
+        logit = self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
+        return torch.where(uniform < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype), logit
+
+    def _replay_draw(self, uniforms):
+        """_draw(uniforms) on CUDA through a CUDA graph: its N steps (about a dozen small
+        kernels each) are captured once and then replayed as one launch. The graph reads the
+        parameters where they are, so in-place changes (optimizer steps, load_state_dict)
+        need no new capture; another batch size, dtype, device, compile state or parameter
+        storage (model.to) captures again, keeping one graph. A failed capture warns once
+        and sampling stays eager."""
+        storage = tuple(t.data_ptr() for t in (self.J, self.h, *self._trained()))
+        key = (tuple(uniforms.shape), uniforms.dtype, uniforms.device, self._fused, storage)
+        if self._graph is None or self._graph[0] != key:
+            self._graph = None
+            try:
+                self._graph = (key, *self._capture_draw(uniforms))
+            except Exception as error:  # noqa: BLE001 (any capture failure: stay eager)
+                import warnings
+
+                warnings.warn(f"CUDA graph capture failed ({error}); sampling eagerly",
+                              stacklevel=4)  # fmt: skip
+                self.CUDA_GRAPHS = False
+                return self._draw(uniforms)
+        _, graph, static_uniforms, (x, logits) = self._graph
+        static_uniforms.copy_(uniforms)
+        graph.replay()
+        return x.clone(), logits.clone()
+
+    def _capture_draw(self, uniforms):
+        """(graph, its input, its outputs) of _draw: a warm-up pass on a side stream (which
+        also compiles, after enable_compile), then the capture."""
+        static_uniforms = uniforms.clone()
+        stream = torch.cuda.Stream(uniforms.device)
+        stream.wait_stream(torch.cuda.current_stream(uniforms.device))
+        with torch.cuda.stream(stream):
+            self._draw(static_uniforms)
+        torch.cuda.current_stream(uniforms.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = self._draw(static_uniforms)
+        return graph, static_uniforms, outputs
+
+    def __getstate__(self):
+        """Pickling and deepcopy leave the CUDA graph of sampling behind (captured again)."""
+        getstate = getattr(super(), "__getstate__", None)  # torch's, where it has one
+        return {**(getstate() if getstate else self.__dict__), "_graph": None}
 
 
 Model = CurieWeissRS

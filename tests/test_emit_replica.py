@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -207,6 +208,104 @@ def test_cuda(emitted):
     assert x.is_cuda and model.log_prob(x).is_cuda
 
 
+def _cuda_pair(module, **options):
+    """(graphed, eager): the same random-parameter model on CUDA in float64, sampling
+    through a CUDA graph and eagerly."""
+    torch.manual_seed(0)
+    graphed = module.Model(dtype=torch.float64, device="cuda", init="random", **options)
+    eager = module.Model(dtype=torch.float64, device="cuda", **options)
+    eager.load_state_dict(graphed.state_dict())
+    eager.CUDA_GRAPHS = False
+    return graphed, eager
+
+
+def _same_draws(first, second, batch, seed):
+    x, logits = first._sample(batch, torch.Generator("cuda").manual_seed(seed))
+    y, expected = second._sample(batch, torch.Generator("cuda").manual_seed(seed))
+    assert torch.allclose(logits, expected, rtol=0, atol=1e-12)
+    assert torch.equal(x, y)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_cuda_graph_sampling_replays_the_eager_steps(emitted, k):
+    """The CUDA graph of sampling draws what the eager loop draws; it follows in-place
+    parameter changes (an optimizer step) and captures again for another batch size or
+    after the parameters moved."""
+    module = emitted("sk", variant="rs" if k == 0 else "krsb", k=k, N=40, seed=1)
+    graphed, eager = _cuda_pair(module)
+    _same_draws(graphed, eager, 256, 0)
+    first_graph = graphed._graph
+    assert first_graph is not None and eager._graph is None
+    _same_draws(graphed, eager, 256, 1)
+    assert graphed._graph is first_graph  # replayed, not captured again
+    with torch.no_grad():
+        for model in (graphed, eager):
+            model.a1.mul_(1.5)
+            model.residual_bias.add_(0.3)
+    _same_draws(graphed, eager, 256, 2)
+    assert graphed._graph is first_graph
+    _same_draws(graphed, eager, 100, 3)
+    assert graphed._graph is not first_graph
+    graphed.cpu().cuda()  # new storage, same values: captured again
+    _same_draws(graphed, eager, 100, 4)
+    copied = copy.deepcopy(graphed)
+    assert copied._graph is None
+    _same_draws(copied, eager, 100, 5)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_sampling_follows_log_prob(emitted):
+    """Samples replayed from the CUDA graph have the model's law (exact enumeration)."""
+    module = emitted("sk", variant="krsb", k=1, N=5, seed=1)
+    graphed, _ = _cuda_pair(module)
+    count = 200_000
+    x = graphed.sample(count, generator=torch.Generator("cuda").manual_seed(7)).cpu()
+    p = graphed.log_prob(all_configurations(5).cuda()).exp().cpu()
+    frequency = torch.bincount(config_index(x), minlength=32).double() / count
+    sigma = (p * (1 - p) / count).sqrt()
+    assert ((frequency - p).abs() < 5 * sigma + 1e-12).all()
+
+
+@pytest.mark.gpu
+def test_cuda_sampled_log_prob_gradient(emitted):
+    """On CUDA, log Q from the graphed sampling pass and its fused backward equal log_prob
+    and autograd's gradient through it."""
+    module = emitted("sk", variant="krsb", k=2, N=30, seed=2)
+    graphed, eager = _cuda_pair(module)
+    x, log_q = graphed.sample_with_log_prob(64, generator=torch.Generator("cuda").manual_seed(0))
+    weights = torch.randn(64, dtype=torch.float64, device="cuda")
+    (log_q * weights).sum().backward()
+    reference = eager.log_prob(x)
+    assert torch.allclose(log_q, reference, rtol=0, atol=1e-10)
+    (reference * weights).sum().backward()
+    for got, expected in zip(graphed.parameters(), eager.parameters(), strict=True):
+        if got.grad is not None or expected.grad is not None:
+            assert torch.allclose(got.grad, expected.grad, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_cuda_graph_of_compiled_sampling(emitted):
+    """After enable_compile() the CUDA graph replays the compiled sampling step."""
+    module = emitted("sk", variant="krsb", k=1, N=24, seed=3)
+    graphed, eager = _cuda_pair(module)
+    graphed.enable_compile()
+    _same_draws(graphed, eager, 128, 0)
+    assert graphed._graph is not None and graphed.CUDA_GRAPHS
+    assert "sample_step" in graphed._compiled  # compiled, not fallen back to eager
+
+
+def test_deepcopy(emitted):
+    module = emitted("sk", variant="krsb", k=1, N=8, seed=1)
+    torch.manual_seed(0)
+    model = module.Model(dtype=torch.float64, init="random")
+    x = model.sample(16, generator=torch.Generator().manual_seed(0))
+    copied = copy.deepcopy(model)
+    assert torch.equal(copied.log_prob(x), model.log_prob(x))
+    assert torch.equal(copied.sample(16, generator=torch.Generator().manual_seed(0)), x)
+
+
 def test_layer_backward_matches_finite_differences(emitted):
     """The memory-saving layer's SymPy-printed derivatives are right, broadcasting included."""
     module = emitted("sk", variant="krsb", k=1, N=5)
@@ -235,12 +334,14 @@ def test_enable_compile_matches_eager(emitted):
     x = eager.sample(32, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(fused.log_prob(x), eager.log_prob(x), rtol=0, atol=1e-12)
     phi = torch.randn(9, 32, dtype=torch.float64)  # site-major, as in sample()
+    uniforms = torch.rand(9, 32, dtype=torch.float64)
     for i in (0, 4, 8):
-        args = (phi[i], phi[i + 1 :], eager.residual_weight[i], eager.residual_bias[i])
+        args = (phi[i], phi[i + 1 :], uniforms[i], eager.residual_weight[i])
         rows = eager._hidden(i, slice(i + 1, None))  # each [2, n, 1], batch-last
-        expected = eager._sample_logit(*args, rows)
-        got = fused._call("sample_logit", None, *args, rows)
-        assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+        spin, logit = eager._sample_step(*args, eager.residual_bias[i], rows)
+        got_spin, got_logit = fused._call("sample_step", None, *args, eager.residual_bias[i], rows)
+        assert torch.allclose(got_logit, logit, rtol=0, atol=1e-12)
+        assert torch.equal(got_spin, spin)
     fused.log_prob(x).sum().backward()
     eager.log_prob(x).sum().backward()
     assert torch.allclose(fused.a1.grad, eager.a1.grad, rtol=1e-10, atol=1e-12)
