@@ -61,9 +61,11 @@ def _machine(report: dict) -> str:
 
 def _main_table(report: dict) -> list[str]:
     compiled = report["settings"].get("compiled")
+    gpu = str(report["settings"].get("device", "cpu")).startswith("cuda")
+    memory = "peak GPU memory (MiB)" if gpu else "peak RSS (MiB)"
     lines = [
         "| architecture | N | mode | sample (s) | log_prob (s) | training step (s) | "
-        "peak RSS (MiB) | per-site / ours: sample, log_prob, both, step | ours / floor: log_prob |",
+        f"{memory} | per-site / ours: sample, log_prob, both, step | ours / floor: log_prob |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for record in report["results"]:

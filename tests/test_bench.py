@@ -11,6 +11,7 @@ import importlib.util
 import itertools
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,84 @@ def test_run_benchmarks_without_the_repository_skips_the_baseline(tmp_path, monk
 def test_unknown_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown architecture"):
         bench.run_benchmarks(quick=True, architectures=("SK_9RSB",), out_dir=tmp_path)
+
+
+def _record(architecture, N, **values):  # noqa: N803
+    """A result record as run_benchmarks makes it, with the given numbers."""
+    record = {"architecture": architecture, "N": N, "ours": {}, "persite_over_ours": {}}
+    for key, value in values.items():
+        which, cost = key.split("__")
+        record.setdefault(which, {})[cost] = value
+    return record
+
+
+def test_targets_follow_the_device():
+    """The CPU targets of issue 5 on CPU, its GPU targets on CUDA, each met or not by the
+    measured value."""
+    results = [
+        _record("SK_1RSB", 200, persite_over_ours__train_step=25.0,
+                persite_over_ours__sample=3.0, persite_over_compiled__train_step=62.0,
+                persite_over_compiled__sample=2.0),
+        _record("SK_1RSB", 1000, ours__train_step_s=0.14, ours_compiled__train_step_s=0.06),
+    ]  # fmt: skip
+    gpu = {t["target"]: t for t in bench._targets(results, {}, "cuda")}
+    assert {name: target["met"] for name, target in gpu.items()} == {
+        "SK_1RSB N=200 train_step persite/ours >= 30": False,
+        "SK_1RSB N=200 train_step persite/compiled >= 30": True,
+        "SK_1RSB N=1000 train_step ours (s) <= 0.1": False,
+        "SK_1RSB N=1000 train_step compiled (s) <= 0.1": True,
+    }
+    assert gpu["SK_1RSB N=1000 train_step ours (s) <= 0.1"]["value"] == 0.14
+    cpu = {t["target"]: t["met"] for t in bench._targets(results, {}, "cpu")}
+    assert cpu == {
+        "SK_1RSB N=200 train_step persite/ours >= 3": True,
+        "SK_1RSB N=200 sample persite/ours >= 2.5": True,
+        "SK_1RSB N=200 train_step persite/compiled >= 3": True,
+        "SK_1RSB N=200 sample persite/compiled >= 2.5": False,
+    }
+
+
+def test_rereport_evaluates_the_targets_again(tmp_path, capsys):
+    report = bench.run_benchmarks(
+        quick=True, sizes=(8,), architectures=("SK_1RSB",), repeats=1, out_dir=tmp_path,
+        persite_max_n=0, progress=None,
+    )  # fmt: skip
+    stored = json.loads((tmp_path / "bench.json").read_text())
+    stored["targets"] = []
+    stored["settings"]["device"] = "cuda"  # as if measured on a GPU at N = 200
+    stored["results"][0]["N"] = 200
+    (tmp_path / "bench.json").write_text(json.dumps(stored))
+    (tmp_path / "bench.md").unlink()
+    assert bench.main(["--report", str(tmp_path / "bench.json")]) == 0
+    again = json.loads((tmp_path / "bench.json").read_text())
+    assert again["results"] == stored["results"]
+    assert again["targets"] == bench._targets(stored["results"], report["growth"], "cuda")
+    assert [t["target"] for t in again["targets"]] == [
+        "SK_1RSB N=200 train_step persite/ours >= 30"
+    ]
+    assert "| SK_1RSB N=200 train_step persite/ours >= 30 |" in (tmp_path / "bench.md").read_text()
+    (tmp_path / "broken.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--report", str(tmp_path / "broken.json")])
+    assert stop.value.code == 2
+    assert "is not a bench.json" in capsys.readouterr().err
+
+
+def test_anneal_times_the_protocol_beta_by_beta():
+    """benchmarks/anneal.py runs the last betas of the protocol and adds up its parts."""
+    spec = importlib.util.spec_from_file_location("anneal_under_test", PERSITE.parent / "anneal.py")
+    anneal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(anneal)
+    report = anneal.time_protocol("SK_1RSB", 8, betas=3, steps_per_beta=3, batch=32,
+                                  eval_samples=64)  # fmt: skip
+    assert report["betas_run"] == pytest.approx([1.9, 1.95, 2.0])
+    assert len(report["per_beta_s"]) == 3 and all(map(_positive, report["per_beta_s"]))
+    assert report["later_beta_median_s"] == statistics.median(report["per_beta_s"][1:])
+    expected = (report["setup_s"] + report["first_beta_s"] + 38 * report["later_beta_median_s"]
+                + report["final_evaluation_s"])  # fmt: skip
+    assert report["protocol_s"] == pytest.approx(expected)
+    parts = report["setup_s"] + sum(report["per_beta_s"]) + report["final_evaluation_s"]
+    assert report["run_s"] == pytest.approx(parts)
+    assert math.isfinite(report["final_free_energy"])
+    with pytest.raises(ValueError, match="at least 2"):
+        anneal.time_protocol("SK_1RSB", 8, betas=1)
