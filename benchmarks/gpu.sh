@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
-# One-shot GPU benchmark for a lent device machine (issue 5), a few minutes in all:
-# SK_1RSB at N = 200, 1000, 2000 (B = 2000, float32, median of 3 after a warm-up) on CUDA,
-# with the per-site baseline of benchmarks/persite.py at N = 200, and the logsigmoid floor.
+# One-shot GPU check and benchmark for a lent device machine (issue 5), about 7 minutes:
+#   tests     the CUDA tests (pytest -k "cuda or gpu": CUDA == CPU, the CUDA graph of
+#             sampling, the fused backward on CUDA, compiled sampling under the graph);
+#   eager     SK_1RSB at N = 200, 1000, 2000 (B = 2000, float32, median of 5 after a
+#             warm-up) on CUDA, with the per-site baseline of benchmarks/persite.py at
+#             N = 200 and the logsigmoid floor;
+#   compiled  the same after model.enable_compile() at COMPILED_SIZES (default "200 1000");
+#   anneal    the paper's annealing protocol for SK_1RSB at N = 200 (B = 2000, 1000 steps per
+#             beta, 20000 evaluation samples) timed beta by beta over the last ANNEAL_BETAS
+#             (default 3) of its 39 betas by benchmarks/anneal.py, for each of ANNEAL_RUNS
+#             (default "float64:eager float64:compiled float32:compiled"): set-up, first
+#             beta (graph capture, compilation), later betas, final evaluation, and the
+#             whole protocol from them.
 #
-#     bash benchmarks/gpu.sh            # from the repository root of the device machine
+#     bash benchmarks/gpu.sh                          # from the repository root, all parts
+#     PARTS="tests anneal" bash benchmarks/gpu.sh     # some of them
 #
-# Writes bench.json, the log and nvidia-smi's description of the card into $OUT (the device
-# tool's output folder) or, without it, ./bench_gpu. It installs nothing that needs the
-# network: torch with CUDA and the project's dependencies must be there; the package itself
-# is installed editable (no dependencies, no build isolation) only if it is not importable.
-# Costs that run out of GPU memory (the training step at N = 2000 keeps the hidden layers
-# of every pair for backward) are recorded as errors in bench.json and the run goes on.
-# COMPILED=1 also times model.enable_compile() (compilation can take minutes).
-set -euo pipefail
+# Writes into $OUT (the device tool's output folder) or, without it, ./bench_gpu:
+# nvidia_smi.csv, tests.log, eager/bench.{json,md}, compiled/bench.{json,md}, anneal.log,
+# gpu.log. It installs nothing that needs the network: torch with CUDA and the project's
+# dependencies must be there; the package itself is installed editable (no dependencies, no
+# build isolation) only if it is not importable. A cost that runs out of GPU memory is
+# recorded as an error in bench.json and the run goes on.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 out_dir="${OUT:-./bench_gpu}"
-mkdir -p "$out_dir"
+mkdir -p "$out_dir/eager" "$out_dir/compiled"
+exec > >(tee "$out_dir/gpu.log") 2>&1
+export PYTHONUNBUFFERED=1
 
-python - <<'EOF'
+python - <<'EOF' || exit 1
 import sys
 
 import torch
 
 missing = []
-for name in ("sympy", "jinja2", "numpy", "click"):
+for name in ("sympy", "jinja2", "numpy", "click", "matplotlib", "tqdm", "pytest"):
     try:
         __import__(name)
     except ImportError:
@@ -37,22 +49,49 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_de
 EOF
 
 if ! python -c "import arnn_gen.templates, arnn_gen.bench" 2>/dev/null; then
-    pip install --quiet --no-deps --no-build-isolation -e .
+    python -m pip install --quiet --no-deps --no-build-isolation -e . || exit 1
 fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
     --format=csv >"$out_dir/nvidia_smi.csv" 2>/dev/null || true
+cat "$out_dir/nvidia_smi.csv"
 
-extra=()
-if [[ "${COMPILED:-0}" == "1" ]]; then
-    extra+=(--compiled)
+step() { echo; echo "=== $* ($(date +%T))"; }
+
+parts="${PARTS:-tests eager compiled anneal}"
+has() { [[ " $parts " == *" $1 "* ]]; }
+
+if has tests; then
+    step "1. CUDA tests"
+    python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests >"$out_dir/tests.log" 2>&1
+    tail -n 15 "$out_dir/tests.log"
 fi
 
-python -m arnn_gen.bench \
-    --device cuda \
-    --architectures SK_1RSB \
-    --sizes 200 1000 2000 \
-    --persite-max-n 200 \
-    --repeats 3 \
-    --out "$out_dir" \
-    ${extra[@]+"${extra[@]}"} 2>&1 | tee "$out_dir/bench_gpu.log"
+if has eager; then
+    step "2. eager"
+    python -m arnn_gen.bench --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
+        --persite-max-n 200 --repeats 5 --out "$out_dir/eager"
+fi
+
+if has compiled; then
+    step "3. compiled"
+    # shellcheck disable=SC2086
+    python -m arnn_gen.bench --device cuda --architectures SK_1RSB \
+        --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
+        --out "$out_dir/compiled"
+fi
+
+if has anneal; then
+    for run in ${ANNEAL_RUNS:-float64:eager float64:compiled float32:compiled}; do
+        dtype="${run%%:*}"
+        mode="${run##*:}"
+        step "4. annealing protocol, SK_1RSB N = 200, $dtype, $mode"
+        compile=()
+        if [[ "$mode" == "compiled" ]]; then
+            compile=(--compile)
+        fi
+        python benchmarks/anneal.py --device cuda --dtype "$dtype" \
+            --betas "${ANNEAL_BETAS:-3}" ${compile[@]+"${compile[@]}"}
+    done 2>&1 | tee "$out_dir/anneal.log"
+fi
+step "done"
