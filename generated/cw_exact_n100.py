@@ -92,9 +92,10 @@ class CurieWeissCWN(torch.nn.Module):
         # analytic in beta, recomputed when beta is set, and not saved in the state dict.
         table = torch.zeros(N, 2 * N + 1, device=device, dtype=dtype)
         self.register_buffer("logit_table", table, persistent=False)
-        # and what sampling reads from it: p_plus[i, K] = P(x_i = +1) after K of the i
-        # earlier spins are +1 (M_<i = 2K - i)
-        self.register_buffer("p_plus", torch.zeros(N, N, device=device, dtype=dtype), False)
+        # and what sampling reads from it: up_threshold[i, K] = round(2^31 P(x_i = +1)) - 1
+        # after K of the i earlier spins are +1 (M_<i = 2K - i); Note [Integer thresholds]
+        threshold = torch.zeros(N, N, device=device, dtype=torch.int32)
+        self.register_buffer("up_threshold", threshold, persistent=False)
         # log_q_of_count[K]: log Q(x) of every x with K spins +1 (Note [Exact joint])
         log_q = torch.zeros(N + 1, device=device, dtype=dtype)
         self.register_buffer("log_q_of_count", log_q, persistent=False)
@@ -112,7 +113,8 @@ class CurieWeissCWN(torch.nn.Module):
             self.logit_table.copy_(table)
             site = torch.arange(self.N, device=table.device)
             column = (2 * site[None, :] - site[:, None] + self.N).clamp(0, 2 * self.N)  # [i, K]
-            self.p_plus.copy_(torch.sigmoid(table.gather(1, column)))
+            p_plus = torch.sigmoid(table.gather(1, column))  # [i, K] float64
+            self.up_threshold.copy_(torch.round(p_plus * 2.0**31) - 1)  # in [-1, 2^31 - 1]
             self.log_q_of_count.copy_(self._log_q_of_count(table))
 
     def _log_q_of_count(self, table):
@@ -243,16 +245,22 @@ class CurieWeissCWN(torch.nn.Module):
 
     @torch.no_grad()
     def sample(self, batch_size, generator=None):
-        """x [B, N] by ancestral sampling with a running M_<i: O(B) per site."""
-        N, table = self.N, self.p_plus
-        u = torch.rand(N, batch_size, generator=generator, device=table.device, dtype=table.dtype)
-        up = torch.empty(N, batch_size, device=table.device, dtype=torch.bool)  # site-major
-        count = torch.zeros(batch_size, device=table.device, dtype=torch.long)  # [B] K
+        """x [B, N] by ancestral sampling with a running count K of up spins: O(B) per site.
+
+        Note [Integer thresholds]: x_i = +1 where r <= up_threshold[i, K] for r uniform on
+        0 .. 2^31 - 1 (int32 random bits, cheaper to draw than floats), which happens with
+        probability round(2^31 p) / 2^31, within 2^-32 of p = P(x_i = +1 | K) (float32
+        uniforms would resolve p only to 2^-24)."""
+        N, thresholds = self.N, self.up_threshold
+        bits = torch.empty(N, batch_size, device=thresholds.device, dtype=torch.int32)
+        bits.random_(generator=generator)  # uniform on 0 .. 2^31 - 1
+        up = torch.empty(N, batch_size, device=thresholds.device, dtype=torch.bool)  # site-major
+        count = torch.zeros(batch_size, device=thresholds.device, dtype=torch.long)  # [B] K
         # the rows as views made at once: the loop body is two kernels and an in-place add
-        for u_i, row, up_i in zip(u.unbind(0), table.unbind(0), up.unbind(0), strict=True):
-            torch.lt(u_i, torch.index_select(row, 0, count), out=up_i)  # P(x_i = +1 | K)
+        for r_i, row, up_i in zip(bits.unbind(0), thresholds.unbind(0), up.unbind(0), strict=True):
+            torch.le(r_i, torch.index_select(row, 0, count), out=up_i)
             count.add_(up_i)
-        x = torch.empty(batch_size, N, device=table.device, dtype=table.dtype)
+        x = torch.empty(batch_size, N, device=thresholds.device, dtype=self._dtype())
         return x.copy_(up.T).mul_(2).sub_(1)  # 1 and 0 to +1 and -1, in place
 
 

@@ -52,6 +52,30 @@ def test_cw_exact_conditionals_equal_brute_force(emitted, J, h, beta):
     assert (conditionals - reference).abs().max().item() < 1e-12
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("h, beta", [(0.3, 1.3), (60.0, 1.0), (-60.0, 1.0)])
+def test_cw_exact_sampling_thresholds(emitted, dtype, h, beta):
+    """Note [Integer thresholds]: with r uniform on 0 .. 2^31 - 1, P(r <= up_threshold[i, K])
+    = (threshold + 1) / 2^31 lies within 2^-32 of the exact P(x_i = +1) of brute force
+    after K of the i earlier spins are +1; it is 0 or 1 when P is that within 2^-32."""
+    N = 10
+    module = emitted("cw", variant="exact", N=N, h=h, beta=beta)
+    model = module.Model(dtype=dtype)
+    prefixes, cells = [], []
+    for i in range(N):
+        for K in range(i + 1):
+            prefixes.append(torch.tensor([1.0] * K + [-1.0] * (i - K), dtype=torch.float64))
+            cells.append((i, K))
+    p = exact_conditionals(module.stages.hamiltonian, beta, prefixes)
+    threshold = model.up_threshold[tuple(torch.tensor(cells).T)].double()
+    probability = (threshold + 1) / 2.0**31
+    assert model.up_threshold.dtype == torch.int32
+    assert ((probability - p).abs() <= 2.0**-32).all()
+    if abs(h) > 50:  # every conditional is within e^-100 of 0 or 1
+        assert set(probability.tolist()) == {1.0 if h > 0 else 0.0}
+        assert (model.sample(100, generator=seeded(0)) == math.copysign(1.0, h)).all()
+
+
 def test_cw_exact_table_is_the_sum_over_k_of_the_printed_formulas(emitted):
     """The binomial recursion of the template equals logsumexp over k of the IR's b+-, w
     (printed by arnn_gen.printing) at every site and every M = -N..N."""
