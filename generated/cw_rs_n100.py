@@ -208,6 +208,7 @@ class CurieWeissRS(torch.nn.Module):
         self._compiled = {}  # name -> compiled function (see enable_compile)
         self._fused = False  # plain layers for inductor to fuse (set by enable_compile)
         self._graph = None  # (key, CUDA graph, input, outputs) of sampling (_replay_draw)
+        self._capturing = False  # True while _replay_draw captures the graph
 
     def _site_blocks(self, pairs=None):
         """(first, end) of consecutive blocks of sites; a block holds its sites' fields
@@ -339,6 +340,8 @@ class CurieWeissRS(torch.nn.Module):
         try:
             return compiled(*args)
         except Exception as error:  # noqa: BLE001 (any backend failure: use the eager code)
+            if self._capturing:  # a CUDA graph capture failed: _replay_draw handles it
+                raise
             import warnings
 
             warnings.warn(f"torch.compile failed ({error}); using the eager code", stacklevel=3)
@@ -508,15 +511,18 @@ class CurieWeissRS(torch.nn.Module):
     @torch.no_grad()
     def _sample(self, batch_size, generator=None):
         """(x [B, N], logits [B, N]) by ancestral sampling (_draw). The uniforms of all the
-        sites are drawn at once, the same numbers as one draw per site; on CUDA the N steps
-        are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is False."""
+        sites are drawn at once (on the CPU the same numbers as one draw per site); on CUDA
+        the N steps are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is
+        False."""
         device, dtype = self.J.device, self._dtype()
         uniforms = torch.rand(self.N, batch_size, generator=generator, device=device, dtype=dtype)
         if device.type == "cuda" and self.CUDA_GRAPHS:
             x, logits = self._replay_draw(uniforms)
         else:
             x, logits = self._draw(uniforms)
-        return x.T.contiguous(), logits.T.contiguous()
+        # copies, never views: the graph's outputs are overwritten by its next replay
+        contiguous = torch.contiguous_format
+        return x.T.clone(memory_format=contiguous), logits.T.clone(memory_format=contiguous)
 
     def _draw(self, uniforms):
         """(x [N, B], logits [N, B]), site-major, from uniforms [N, B]: x_i = +1 where
@@ -547,39 +553,60 @@ class CurieWeissRS(torch.nn.Module):
         kernels each) are captured once and then replayed as one launch. The graph reads the
         parameters where they are, so in-place changes (optimizer steps, load_state_dict)
         need no new capture; another batch size, dtype, device, compile state or parameter
-        storage (model.to) captures again, keeping one graph. A failed capture warns once
-        and sampling stays eager."""
+        storage captures again, keeping one graph (moving the model drops it, _apply). The
+        outputs are the graph's own buffers, valid until the next replay; sampling from
+        several threads at once is not supported. A failed capture warns once and sampling
+        stays eager; running out of memory is raised as it is."""
         storage = tuple(t.data_ptr() for t in (self.J, self.h, *self._trained()))
         key = (tuple(uniforms.shape), uniforms.dtype, uniforms.device, self._fused, storage)
         if self._graph is None or self._graph[0] != key:
             self._graph = None
+            stream = torch.cuda.current_stream(uniforms.device)
             try:
                 self._graph = (key, *self._capture_draw(uniforms))
-            except Exception as error:  # noqa: BLE001 (any capture failure: stay eager)
+            except Exception as error:
+                torch.cuda.set_stream(stream)  # a failed capture can leave its stream current
+                if isinstance(error, torch.cuda.OutOfMemoryError):
+                    raise
                 import warnings
 
-                warnings.warn(f"CUDA graph capture failed ({error}); sampling eagerly",
-                              stacklevel=4)  # fmt: skip
+                cause = error.__context__ or error  # the body's error, not capture_end's
+                warnings.warn(f"CUDA graph capture failed ({cause}); sampling eagerly",
+                              stacklevel=5)  # fmt: skip
                 self.CUDA_GRAPHS = False
                 return self._draw(uniforms)
-        _, graph, static_uniforms, (x, logits) = self._graph
+        _, graph, static_uniforms, outputs = self._graph
         static_uniforms.copy_(uniforms)
         graph.replay()
-        return x.clone(), logits.clone()
+        return outputs
 
     def _capture_draw(self, uniforms):
         """(graph, its input, its outputs) of _draw: a warm-up pass on a side stream (which
-        also compiles, after enable_compile), then the capture."""
-        static_uniforms = uniforms.clone()
-        stream = torch.cuda.Stream(uniforms.device)
-        stream.wait_stream(torch.cuda.current_stream(uniforms.device))
-        with torch.cuda.stream(stream):
-            self._draw(static_uniforms)
-        torch.cuda.current_stream(uniforms.device).wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outputs = self._draw(static_uniforms)
+        also compiles, after enable_compile), then the capture, on the uniforms' device.
+        The buffers are made outside inference mode, so that a graph first captured under
+        torch.inference_mode() still takes its input later outside it."""
+        device = uniforms.device
+        with torch.inference_mode(False), torch.no_grad(), torch.cuda.device(device):
+            static_uniforms = uniforms.clone()
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                self._draw(static_uniforms)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            self._capturing = True
+            try:
+                with torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
+                    outputs = self._draw(static_uniforms)
+            finally:
+                self._capturing = False
         return graph, static_uniforms, outputs
+
+    def _apply(self, fn, *args, **kwargs):
+        """Module._apply (to, cuda, cpu, float, ...): the CUDA graph of sampling, which
+        holds the old storage and its memory pool, is dropped."""
+        self._graph = None
+        return super()._apply(fn, *args, **kwargs)
 
     def __getstate__(self):
         """Pickling and deepcopy leave the CUDA graph of sampling behind (captured again)."""

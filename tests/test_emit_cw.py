@@ -241,6 +241,19 @@ def test_compiled_log_prob_equals_eager(emitted, variant):
 
 
 @pytest.mark.gpu
+def test_cw_exact_cuda_sampler_follows_log_prob(emitted):
+    """CW_N's integer-threshold sampler on CUDA (int32 random bits there) has the law."""
+    module = emitted("cw", variant="exact", N=5, beta=1.3, h=0.2)
+    model = module.Model(dtype=torch.float64, device="cuda")
+    count = 200_000
+    x = model.sample(count, generator=torch.Generator("cuda").manual_seed(7)).cpu()
+    p = model.log_prob(all_configurations(5).cuda()).exp().cpu()
+    frequency = torch.bincount(config_index(x), minlength=32).double() / count
+    sigma = (p * (1 - p) / count).sqrt()
+    assert ((frequency - p).abs() < 5 * sigma + 1e-12).all()
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("variant", ["exact", "inf"])
 def test_cuda_agrees_with_cpu(emitted, variant):
     module = emitted("cw", variant=variant, N=300, beta=1.3, h=0.1)

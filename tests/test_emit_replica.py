@@ -247,11 +247,40 @@ def test_cuda_graph_sampling_replays_the_eager_steps(emitted, k):
     assert graphed._graph is first_graph
     _same_draws(graphed, eager, 100, 3)
     assert graphed._graph is not first_graph
-    graphed.cpu().cuda()  # new storage, same values: captured again
+    graphed.cpu()  # moving the model drops the graph and its memory pool
+    assert graphed._graph is None
+    graphed.cuda()
     _same_draws(graphed, eager, 100, 4)
+    assert graphed._graph is not None
     copied = copy.deepcopy(graphed)
     assert copied._graph is None
     _same_draws(copied, eager, 100, 5)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_first_captured_in_inference_mode(emitted):
+    """A graph captured under torch.inference_mode() serves later calls outside it."""
+    module = emitted("sk", variant="krsb", k=1, N=20, seed=1)
+    graphed, eager = _cuda_pair(module)
+    with torch.inference_mode():
+        _same_draws(graphed, eager, 64, 0)
+    _same_draws(graphed, eager, 64, 1)
+    assert graphed._graph is not None and graphed.CUDA_GRAPHS
+
+
+@pytest.mark.gpu
+def test_cuda_graph_capture_failure_falls_back_to_eager(emitted, monkeypatch):
+    module = emitted("sk", variant="krsb", k=1, N=20, seed=1)
+    graphed, eager = _cuda_pair(module)
+
+    def fail(uniforms):
+        raise RuntimeError("no capture here")
+
+    monkeypatch.setattr(graphed, "_capture_draw", fail)
+    with pytest.warns(UserWarning, match="no capture here"):
+        _same_draws(graphed, eager, 64, 0)
+    assert graphed.CUDA_GRAPHS is False and graphed._graph is None
+    _same_draws(graphed, eager, 64, 1)  # eager from now on, without a warning
 
 
 @pytest.mark.gpu
