@@ -70,7 +70,7 @@ def time_protocol(
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    start = now()
+    start = time.perf_counter()  # before the device starts: set-up includes it
     with tempfile.TemporaryDirectory() as folder:
         model = _model(system, architecture, N, seed, Path(folder), config)
         model.to(device=device, dtype=getattr(torch, dtype))
@@ -99,7 +99,8 @@ def time_protocol(
         "per_beta_s": per_beta,
         "first_beta_s": per_beta[0],
         "later_beta_median_s": later,
-        "step_s": later / config.steps_per_beta if config.steps_per_beta else None,
+        # a later beta over its steps: the step with its share of the per-beta estimate
+        "later_beta_per_step_s": later / config.steps_per_beta if config.steps_per_beta else None,
         "final_evaluation_s": final,
         "run_s": end - start,
         "protocol_betas": PROTOCOL_BETAS,

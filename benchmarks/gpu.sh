@@ -25,12 +25,29 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-out_dir="${OUT:-./bench_gpu}"
+out_dir="$(mkdir -p "${OUT:-./bench_gpu}" && cd "${OUT:-./bench_gpu}" && pwd)"
 mkdir -p "$out_dir/eager" "$out_dir/compiled"
-exec > >(tee "$out_dir/gpu.log") 2>&1
 export PYTHONUNBUFFERED=1
+parts="${PARTS:-tests eager compiled anneal}"
+runs="${ANNEAL_RUNS:-float64:eager float64:compiled float32:compiled}"
+for part in $parts; do
+    case "$part" in tests | eager | compiled | anneal) ;; *)
+        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal)" >&2; exit 2 ;;
+    esac
+done
+for run in $runs; do
+    case "$run" in float32:eager | float32:compiled | float64:eager | float64:compiled) ;; *)
+        echo "gpu.sh: ANNEAL_RUNS entry '$run' is not float32|float64:eager|compiled" >&2
+        exit 2 ;;
+    esac
+done
 
-python - <<'EOF' || exit 1
+has() { [[ " $parts " == *" $1 "* ]]; }
+step() { echo; echo "=== $* ($(date +%T))"; }
+
+main() {
+    local status=0
+    python - <<'EOF' || return 1
 import sys
 
 import torch
@@ -47,51 +64,49 @@ if not torch.cuda.is_available():
     sys.exit(f"gpu.sh: torch {torch.__version__} sees no CUDA device")
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
 EOF
+    if ! python -c "import arnn_gen.templates, arnn_gen.bench" 2>/dev/null; then
+        python -m pip install --quiet --no-deps --no-build-isolation -e . || return 1
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
+        --format=csv >"$out_dir/nvidia_smi.csv" 2>/dev/null || true
+    cat "$out_dir/nvidia_smi.csv"
 
-if ! python -c "import arnn_gen.templates, arnn_gen.bench" 2>/dev/null; then
-    python -m pip install --quiet --no-deps --no-build-isolation -e . || exit 1
-fi
+    if has tests; then
+        step "1. CUDA tests"
+        python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests \
+            >"$out_dir/tests.log" 2>&1 || status=1
+        tail -n 15 "$out_dir/tests.log"
+    fi
 
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
-    --format=csv >"$out_dir/nvidia_smi.csv" 2>/dev/null || true
-cat "$out_dir/nvidia_smi.csv"
+    if has eager; then
+        step "2. eager"
+        python -m arnn_gen.bench --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
+            --persite-max-n 200 --repeats 5 --out "$out_dir/eager" || status=1
+    fi
 
-step() { echo; echo "=== $* ($(date +%T))"; }
+    if has compiled; then
+        step "3. compiled"
+        # shellcheck disable=SC2086
+        python -m arnn_gen.bench --device cuda --architectures SK_1RSB \
+            --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
+            --out "$out_dir/compiled" || status=1
+    fi
 
-parts="${PARTS:-tests eager compiled anneal}"
-has() { [[ " $parts " == *" $1 "* ]]; }
+    if has anneal; then
+        for run in $runs; do
+            local dtype="${run%%:*}" mode="${run##*:}" compile=()
+            step "4. annealing protocol, SK_1RSB N = 200, $dtype, $mode"
+            if [[ "$mode" == "compiled" ]]; then
+                compile=(--compile)
+            fi
+            python benchmarks/anneal.py --device cuda --dtype "$dtype" \
+                --betas "${ANNEAL_BETAS:-3}" ${compile[@]+"${compile[@]}"} 2>&1 || status=1
+        done | tee "$out_dir/anneal.log"
+        [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
+    fi
+    step "done (exit status $status)"
+    return "$status"
+}
 
-if has tests; then
-    step "1. CUDA tests"
-    python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests >"$out_dir/tests.log" 2>&1
-    tail -n 15 "$out_dir/tests.log"
-fi
-
-if has eager; then
-    step "2. eager"
-    python -m arnn_gen.bench --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
-        --persite-max-n 200 --repeats 5 --out "$out_dir/eager"
-fi
-
-if has compiled; then
-    step "3. compiled"
-    # shellcheck disable=SC2086
-    python -m arnn_gen.bench --device cuda --architectures SK_1RSB \
-        --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
-        --out "$out_dir/compiled"
-fi
-
-if has anneal; then
-    for run in ${ANNEAL_RUNS:-float64:eager float64:compiled float32:compiled}; do
-        dtype="${run%%:*}"
-        mode="${run##*:}"
-        step "4. annealing protocol, SK_1RSB N = 200, $dtype, $mode"
-        compile=()
-        if [[ "$mode" == "compiled" ]]; then
-            compile=(--compile)
-        fi
-        python benchmarks/anneal.py --device cuda --dtype "$dtype" \
-            --betas "${ANNEAL_BETAS:-3}" ${compile[@]+"${compile[@]}"}
-    done 2>&1 | tee "$out_dir/anneal.log"
-fi
-step "done"
+main 2>&1 | tee "$out_dir/gpu.log"
+exit "${PIPESTATUS[0]}"

@@ -324,3 +324,15 @@ def test_anneal_times_the_protocol_beta_by_beta():
     assert math.isfinite(report["final_free_energy"])
     with pytest.raises(ValueError, match="at least 2"):
         anneal.time_protocol("SK_1RSB", 8, betas=1)
+
+
+def test_report_shows_what_the_cuda_graph_saves():
+    from arnn_gen.bench_report import _graph_table
+
+    record = {"architecture": "SK_1RSB", "N": 200,
+              "ours": {"sample_s": 0.005, "sample_without_graph_s": 0.02},
+              "ours_compiled": {"sample_s": 0.004}}  # fmt: skip
+    lines = _graph_table({"results": [record]})
+    assert "| SK_1RSB | 200 | eager | 0.005 | 0.02 | 4 |" in lines
+    assert not any("compiled" in line for line in lines)
+    assert _graph_table({"results": [{"architecture": "CW_N", "N": 8, "ours": {}}]}) == []
