@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -383,3 +384,108 @@ def test_enable_compile_matches_eager(emitted):
         assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
     samples = fused.sample(64, generator=torch.Generator().manual_seed(2))
     assert samples.shape == (64, 9)
+
+
+class _FakeCudaGraphs:
+    """Stand-ins for torch.cuda's graph API on the CPU: capturing records the _draw call made
+    inside ``torch.cuda.graph`` and replaying runs it again into the captured outputs, so
+    that the Python side of _replay_draw (its key, the recapture rules, the buffers, the
+    inference-mode and failure paths) is exercised without a GPU."""
+
+    def __init__(self, monkeypatch, model):
+        self.captures, self.capturing, self.graph = 0, False, None
+        draw = model._draw
+
+        def recording_draw(uniforms):
+            outputs = draw(uniforms)
+            if self.capturing:
+                graph = self.graph
+
+                def replay():
+                    for output, new in zip(outputs, draw(uniforms), strict=True):
+                        output.copy_(new)
+
+                graph.body = replay
+            return outputs
+
+        fakes = self
+
+        class Graph:
+            body = None
+
+            def replay(self):
+                self.body()
+
+        class Capture:
+            def __init__(self, graph, stream=None):
+                self.graph = graph
+
+            def __enter__(self):
+                fakes.capturing, fakes.graph = True, self.graph
+                fakes.captures += 1
+
+            def __exit__(self, *exc):
+                fakes.capturing = False
+
+        class Stream:
+            def __init__(self, *args, **kwargs):
+                pass
+
+            def wait_stream(self, other):
+                pass
+
+        monkeypatch.setattr(model, "_draw", recording_draw)
+        monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+        monkeypatch.setattr(torch.cuda, "graph", Capture)
+        monkeypatch.setattr(torch.cuda, "Stream", Stream)
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+        monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, "set_stream", lambda stream: None)
+
+
+def test_replay_draw_logic_on_the_cpu(emitted, monkeypatch):
+    """_replay_draw with stand-in CUDA graphs: the same draws as _draw, one capture per key,
+    in-place parameter changes followed, recapture for a new batch size and after a move,
+    outputs that are the graph's buffers (which _sample copies), inference mode first."""
+    module = emitted("sk", variant="krsb", k=1, N=12, seed=1)
+    torch.manual_seed(0)
+    model = module.Model(dtype=torch.float64, init="random")
+    reference = module.Model(dtype=torch.float64)
+    reference.load_state_dict(model.state_dict())
+    fakes = _FakeCudaGraphs(monkeypatch, model)
+
+    def check(batch, seed):
+        uniforms = torch.rand(12, batch, generator=torch.Generator().manual_seed(seed),
+                              dtype=torch.float64)  # fmt: skip
+        x, logits = model._replay_draw(uniforms)
+        y, expected = reference._draw(uniforms)
+        assert torch.equal(x, y) and torch.allclose(logits, expected, rtol=0, atol=1e-12)
+        return x
+
+    with torch.inference_mode():  # the first capture under inference mode
+        check(16, 0)
+    assert fakes.captures == 1
+    first = check(16, 1)  # then outside it: replayed
+    assert fakes.captures == 1
+    assert check(16, 2) is first  # the graph's own buffer, refilled
+    with torch.no_grad():
+        for m in (model, reference):
+            m.a1.mul_(1.5)
+    check(16, 3)
+    assert fakes.captures == 1
+    check(8, 4)
+    assert fakes.captures == 2
+    model.double()  # _apply: the graph is dropped, captured again on the next call
+    assert model._graph is None
+    check(8, 5)
+    assert fakes.captures == 3
+
+    def fail(uniforms):
+        raise RuntimeError("no capture here")
+
+    model._graph = None
+    monkeypatch.setattr(model, "_capture_draw", fail)
+    with pytest.warns(UserWarning, match="no capture here"):
+        check(8, 6)
+    assert model.CUDA_GRAPHS is False
