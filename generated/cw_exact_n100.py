@@ -66,6 +66,40 @@ def _scalar(name, value, emitted):
     return float(tensor)
 
 
+def _count_columns(N, device):
+    """[N, N] long: the column M_<i + N = 2K - i + N of a logit table [N, 2N + 1] (M_<i from
+    -N to N) for site i after K of its i earlier spins are +1 (clamped where K > i)."""
+    site = torch.arange(N, device=device)
+    return (2 * site[None, :] - site[:, None] + N).clamp(0, 2 * N)
+
+
+def _up_thresholds(p_plus):
+    """Note [Integer thresholds]: int32 [N, K] = round(2^31 p) - 1 of p_plus [N, K] =
+    P(x_i = +1 | K). With r uniform on 0 .. 2^31 - 1 (int32 random bits: 0.64 ms for 4e5 of
+    them on the 2-core CPU of benchmarks/, against 0.94 ms for float32 uniforms), r <= it
+    with probability round(2^31 p) / 2^31, within 2^-32 of p (float32 uniforms would
+    resolve p only to 2^-24). Computed in float64, where 2^31 - 1 is exact (in float32 it
+    rounds to 2^31, which wraps around in int32), and clamped to int32's range."""
+    threshold = torch.round(p_plus.double() * 2.0**31) - 1
+    return threshold.clamp_(-1, 2**31 - 1).to(torch.int32)
+
+
+def _sample_by_count(thresholds, batch_size, generator, dtype):
+    """x [B, N] (+-1 of ``dtype``) by ancestral sampling with a running count K of up spins,
+    x_i = +1 where r_i <= thresholds[i, K] (_up_thresholds): O(B) per site."""
+    N, device = thresholds.shape[0], thresholds.device
+    bits = torch.empty(N, batch_size, device=device, dtype=torch.int32)
+    bits.random_(generator=generator)  # uniform on 0 .. 2^31 - 1
+    up = torch.empty(N, batch_size, device=device, dtype=torch.bool)  # site-major
+    count = torch.zeros(batch_size, device=device, dtype=torch.long)  # [B] K
+    # the rows as views made at once: the loop body is two kernels and an in-place add
+    for r_i, row, up_i in zip(bits.unbind(0), thresholds.unbind(0), up.unbind(0), strict=True):
+        torch.le(r_i, torch.index_select(row, 0, count), out=up_i)
+        count.add_(up_i)
+    x = torch.empty(batch_size, N, device=device, dtype=dtype)
+    return x.copy_(up.T).mul_(2).sub_(1)  # 1 and 0 to +1 and -1, in place
+
+
 class CurieWeissCWN(torch.nn.Module):
     """CW_N for cw, N = 100.
 
@@ -111,13 +145,8 @@ class CurieWeissCWN(torch.nn.Module):
         with torch.no_grad():
             table = self._tabulate()  # float64
             self.logit_table.copy_(table)
-            site = torch.arange(self.N, device=table.device)
-            column = (2 * site[None, :] - site[:, None] + self.N).clamp(0, 2 * self.N)  # [i, K]
-            p_plus = torch.sigmoid(table.gather(1, column))  # [i, K] float64
-            # in float64, where 2^31 - 1 is exact (in float32 it rounds to 2^31, which wraps
-            # around in int32), and clamped to int32's range
-            threshold = torch.round(p_plus.double() * 2.0**31) - 1
-            self.up_threshold.copy_(threshold.clamp_(-1, 2**31 - 1))
+            p_plus = torch.sigmoid(table.gather(1, _count_columns(self.N, table.device)))
+            self.up_threshold.copy_(_up_thresholds(p_plus))  # [i, K]
             self.log_q_of_count.copy_(self._log_q_of_count(table))
 
     def _log_q_of_count(self, table):
@@ -248,24 +277,9 @@ class CurieWeissCWN(torch.nn.Module):
 
     @torch.no_grad()
     def sample(self, batch_size, generator=None):
-        """x [B, N] by ancestral sampling with a running count K of up spins: O(B) per site.
-
-        Note [Integer thresholds]: x_i = +1 where r <= up_threshold[i, K] for r uniform on
-        0 .. 2^31 - 1 (int32 random bits: 0.64 ms for 4e5 of them on the 2-core CPU of
-        benchmarks/, against 0.94 ms for float32 uniforms), which happens with
-        probability round(2^31 p) / 2^31, within 2^-32 of p = P(x_i = +1 | K) (float32
-        uniforms would resolve p only to 2^-24)."""
-        N, thresholds = self.N, self.up_threshold
-        bits = torch.empty(N, batch_size, device=thresholds.device, dtype=torch.int32)
-        bits.random_(generator=generator)  # uniform on 0 .. 2^31 - 1
-        up = torch.empty(N, batch_size, device=thresholds.device, dtype=torch.bool)  # site-major
-        count = torch.zeros(batch_size, device=thresholds.device, dtype=torch.long)  # [B] K
-        # the rows as views made at once: the loop body is two kernels and an in-place add
-        for r_i, row, up_i in zip(bits.unbind(0), thresholds.unbind(0), up.unbind(0), strict=True):
-            torch.le(r_i, torch.index_select(row, 0, count), out=up_i)
-            count.add_(up_i)
-        x = torch.empty(batch_size, N, device=thresholds.device, dtype=self._dtype())
-        return x.copy_(up.T).mul_(2).sub_(1)  # 1 and 0 to +1 and -1, in place
+        """x [B, N] by ancestral sampling with a running count K of up spins: O(B) per site,
+        against the tabulated integer thresholds (Note [Integer thresholds])."""
+        return _sample_by_count(self.up_threshold, batch_size, generator, self._dtype())
 
 
 Model = CurieWeissCWN
