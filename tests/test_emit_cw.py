@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from spins import all_configurations, config_index
+from spins import all_configurations, assert_sampled_law
 
 from arnn_gen.emit import print_formulas
 from arnn_gen.exact import curie_weiss_exact, exact_conditionals, solve_magnetization
@@ -140,11 +140,7 @@ def test_sampler_follows_log_prob(emitted, variant, init):
     options = {} if init is None else {"init": init}
     model = module.Model(dtype=torch.float64, **options)
     x = model.sample(count, generator=seeded(7))
-    assert set(x.unique().tolist()) == {-1.0, 1.0}
-    p = model.log_prob(all_configurations(N)).exp()
-    frequency = torch.bincount(config_index(x), minlength=2**N).double() / count
-    sigma = (p * (1 - p) / count).sqrt()
-    assert ((frequency - p).abs() < 5 * sigma + 1e-12).all()
+    assert_sampled_law(model, x)
 
 
 def test_energy_is_the_hamiltonian(emitted):
@@ -246,11 +242,8 @@ def test_cw_exact_cuda_sampler_follows_log_prob(emitted):
     module = emitted("cw", variant="exact", N=5, beta=1.3, h=0.2)
     model = module.Model(dtype=torch.float64, device="cuda")
     count = 200_000
-    x = model.sample(count, generator=torch.Generator("cuda").manual_seed(7)).cpu()
-    p = model.log_prob(all_configurations(5).cuda()).exp().cpu()
-    frequency = torch.bincount(config_index(x), minlength=32).double() / count
-    sigma = (p * (1 - p) / count).sqrt()
-    assert ((frequency - p).abs() < 5 * sigma + 1e-12).all()
+    x = model.sample(count, generator=torch.Generator("cuda").manual_seed(7))
+    assert_sampled_law(model, x)
 
 
 @pytest.mark.gpu

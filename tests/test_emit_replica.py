@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from spins import all_configurations, config_index
+from spins import all_configurations, assert_sampled_law
 
 from arnn_gen import systems
 from arnn_gen.exact import log_boltzmann
@@ -37,11 +37,7 @@ def test_sampler_follows_log_prob(emitted):
     model = module.Model(dtype=torch.float64, init="random")
     count = 200_000
     x = model.sample(count, generator=torch.Generator().manual_seed(7))
-    assert set(x.unique().tolist()) == {-1.0, 1.0}
-    p = model.log_prob(all_configurations(5)).exp()
-    frequency = torch.bincount(config_index(x), minlength=32).double() / count
-    sigma = (p * (1 - p) / count).sqrt()
-    assert ((frequency - p).abs() < 5 * sigma + 1e-12).all()
+    assert_sampled_law(model, x)
 
 
 def test_forward_equals_sampler_logits_with_small_blocks(emitted):
@@ -290,11 +286,8 @@ def test_cuda_graph_sampling_follows_log_prob(emitted):
     module = emitted("sk", variant="krsb", k=1, N=5, seed=1)
     graphed, _ = _cuda_pair(module)
     count = 200_000
-    x = graphed.sample(count, generator=torch.Generator("cuda").manual_seed(7)).cpu()
-    p = graphed.log_prob(all_configurations(5).cuda()).exp().cpu()
-    frequency = torch.bincount(config_index(x), minlength=32).double() / count
-    sigma = (p * (1 - p) / count).sqrt()
-    assert ((frequency - p).abs() < 5 * sigma + 1e-12).all()
+    x = graphed.sample(count, generator=torch.Generator("cuda").manual_seed(7))
+    assert_sampled_law(graphed, x)
 
 
 @pytest.mark.gpu
