@@ -314,6 +314,7 @@ def build_ir(
 
 #: Scalar stand-ins for the template's local variables in the formulas below.
 Z, A, B, W, C, PHI, Y, U = sp.symbols("z a b w c phi_site y u")
+OMEGA = sp.Symbol("omega")  # omega_i of CW_inf in its printed logit
 
 
 def _is_indexed(*bases):
@@ -350,8 +351,8 @@ def _cw_exact_parts(reduction: Reduction):
 
 
 def _cw_inf_parts(reduction: Reduction):
-    """CW_inf: omega_i's initial value, the residual, and the mean-field equation whose
-    root m_beta enters omega_i."""
+    """CW_inf: omega_i's initial value, the logit, and the mean-field equation whose root
+    m_beta enters omega_i."""
     (omega,) = reduction.parameters
     R = RSYM
     parameters = (
@@ -363,11 +364,13 @@ def _cw_inf_parts(reduction: Reduction):
             description="omega_i, initially 2 beta J (n/N) m_beta",
         ),
     )
-    residual = sp.expand(reduction.logit.replace(_is_indexed(R.omega), lambda e: sp.S.Zero))
+    # The whole logit, omega_i as a plain symbol: the template binds it to omega [N] (forward)
+    # or to a column of it (the table of sample), broadcast against M_<i.
+    logit = sp.expand(reduction.logit.replace(_is_indexed(R.omega), lambda e: OMEGA))
     equation = dict((sp.sstr(lhs), rhs) for lhs, rhs in reduction.definitions)["m_beta"]
     formulas = (
         ("omega", omega.initial),
-        ("residual", residual),
+        ("logit", logit),
         ("magnetization_equation", R.m - equation),
     )
     return parameters, formulas

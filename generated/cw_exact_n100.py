@@ -66,11 +66,13 @@ def _scalar(name, value, emitted):
     return float(tensor)
 
 
-def _count_columns(N, device):
-    """[N, N] long: the column M_<i + N = 2K - i + N of a logit table [N, 2N + 1] (M_<i from
-    -N to N) for site i after K of its i earlier spins are +1 (clamped where K > i)."""
+def _count_columns(N, device, counts=None):
+    """[N, counts] long (counts = N by default): the column M_<i + N = 2K - i + N of a
+    logit table [N, 2N + 1] (M_<i from -N to N) for site i when K = 0 .. counts - 1 spins
+    before it are +1 (clamped where M_<i would leave -N .. N)."""
     site = torch.arange(N, device=device)
-    return (2 * site[None, :] - site[:, None] + N).clamp(0, 2 * N)
+    count = torch.arange(N if counts is None else counts, device=device)
+    return (2 * count[None, :] - site[:, None] + N).clamp(0, 2 * N)
 
 
 def _up_thresholds(p_plus):
@@ -166,8 +168,8 @@ class CurieWeissCWN(torch.nn.Module):
         # earlier spins up (M_<i = 2K - i)
         up = torch.nn.functional.logsigmoid(table[site, site + N])  # [N]
         rising = torch.cat([up.new_zeros(1), up.cumsum(0)])  # [N + 1] sum_{i < K}
-        column = (2 * count - site + N).clamp(0, 2 * N)  # [K, i]
-        down = torch.nn.functional.logsigmoid(-table.gather(1, column.T.contiguous()).T)
+        column = _count_columns(N, table.device, N + 1)  # [i, K]
+        down = torch.nn.functional.logsigmoid(-table.gather(1, column).T)  # [K, i]
         return rising + torch.where(site >= count, down, 0.0).sum(1)
 
     def _tabulate(self):

@@ -310,8 +310,11 @@ class CurieWeissRS(torch.nn.Module):
         # the output a0 z summed over l: one matrix-vector product per site
         return (weight.transpose(-1, -2) @ z).squeeze(-2)
 
-    def _residual(self, phi_site, w, c):
-        return c + phi_site * w
+    def _logit(self, phi_site, w, c, log_rho):
+        """The logit of P(x_i = +1 | x_<i): the residual (printed) in phi_{i,i} and the
+        site's weight and bias, plus log rho^+ - log rho^- (log_rho [2, ...] from _log_rho)."""
+        residual = c + phi_site * w
+        return residual + log_rho[0] - log_rho[1]
 
     def enable_compile(self, **options):
         """Run forward, the sampling step and the fused gradient pass through torch.compile
@@ -405,7 +408,7 @@ class CurieWeissRS(torch.nn.Module):
         phi = self._block_fields(field, spins, couplings)  # [c, L, B] phi_{i,l}
         log_rho = self._log_rho(phi, hidden, hidden[-1] * later)  # [2, c, B]
         phi_site = phi.diagonal(dim1=0, dim2=1).T  # [c, B] phi_{i,i}
-        return self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
+        return self._logit(phi_site, w, c, log_rho)
 
     def _trained(self):
         """The parameters _log_prob_grads differentiates, in its order: the hidden layers
@@ -457,8 +460,7 @@ class CurieWeissRS(torch.nn.Module):
             kept.append((z, slope))
             z = y
         # d log Q / d log rho^{+-}_i = +-logit_grad_i, as a column [2, c, B, 1]
-        sign = torch.tensor([1.0, -1.0], device=phi.device, dtype=phi.dtype).view(2, 1, 1, 1)
-        rho_grad = logit_grad[:, :, None] * sign
+        rho_grad = torch.stack([logit_grad, -logit_grad])[..., None]
         # Each gradient is sum_b rho_grad_b (pair factor) (sample factor)_b: the pair factor
         # (the mask l > i, a0 and the weights of the outer layers) comes out of the sum over
         # the batch, which eager code does as one matrix-vector product per site of the block
@@ -545,7 +547,7 @@ class CurieWeissRS(torch.nn.Module):
         """(x_i [B], logit [B]) of a site i from its fields phi_{i,i} [B] and phi_{i,l > i}
         [n, B] and its uniforms [B] (``hidden``: _hidden(i, ...), batch-last like the fields)."""
         log_rho = self._log_rho(phi_later, hidden, hidden[-1])  # [2, B]
-        logit = self._residual(phi_site, w, c) + log_rho[0] - log_rho[1]
+        logit = self._logit(phi_site, w, c, log_rho)
         return torch.where(uniform < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype), logit
 
     def _replay_draw(self, uniforms):
