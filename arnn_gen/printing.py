@@ -10,9 +10,9 @@ Note [Strict printing]
     but only to the ``_print_`` methods written in :class:`TorchPrinter` itself (and in its
     subclasses). The hundreds of methods inherited from SymPy's Python and string printers
     are never reached from dispatch, so any node without a torch translation (``Sum``,
-    ``Piecewise``, ``Integral``, undefined functions, relationals, booleans, infinities,
-    ``LogSumExp``...) raises :class:`~arnn_gen.errors.ArnnGenError` naming its type
-    instead of silently printing ``str(expr)``. Reductions such as ``LogSumExp`` are
+    ``Integral``, undefined functions, equalities, booleans, infinities, a ``Piecewise``
+    undefined somewhere, ``LogSumExp``...) raises :class:`~arnn_gen.errors.ArnnGenError`
+    naming its type instead of silently printing ``str(expr)``. Reductions such as ``LogSumExp`` are
     deliberately unsupported: the templates write them, with the right ``dim``.
 
 Note [Numbers]
@@ -365,6 +365,7 @@ class TorchPrinter(PythonCodePrinter):
 
     _print_exp = _unary("torch.exp")
     _print_expm1 = _unary("torch.expm1")  # sympy.codegen.cfunctions.expm1
+    _print_log1p = _unary("torch.log1p")  # sympy.codegen.cfunctions.log1p
     _print_sinh = _unary("torch.sinh")
     _print_cosh = _unary("torch.cosh")
     _print_tanh = _unary("torch.tanh")
@@ -373,6 +374,30 @@ class TorchPrinter(PythonCodePrinter):
     _print_loggamma = _unary("torch.lgamma")
     _print_sigmoid = _unary("torch.sigmoid")
     _print_logsigmoid = _unary("torch.nn.functional.logsigmoid")
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """``torch.where(condition, value, otherwise)``, nested for more pieces. The last
+        piece must hold everywhere (condition True): a value left undefined somewhere has
+        no torch translation. Conditions are inequalities (``_print_inequality``)."""
+        *pieces, (otherwise, condition) = expr.args
+        if condition is not sp.true or not pieces:
+            return self._unsupported(expr)
+        text = self._print(otherwise)
+        for value, condition in reversed(pieces):
+            text = self._call("torch.where", self._print(condition), self._print(value), text)
+        return text
+
+    def _print_inequality(self, expr: sp.core.relational.Relational) -> str:
+        """``a > b``, ``a >= b``, ``a < b``, ``a <= b``: elementwise on tensors. Equalities of
+        floats (``Eq``, ``Ne``) are not printed."""
+        level = PRECEDENCE["Relational"]
+        lhs, rhs = (self.parenthesize(side, level) for side in expr.args)
+        return f"{lhs} {expr.rel_op} {rhs}"
+
+    _print_StrictGreaterThan = _print_inequality
+    _print_GreaterThan = _print_inequality
+    _print_StrictLessThan = _print_inequality
+    _print_LessThan = _print_inequality
 
     def _print_log(self, expr: sp.log) -> str:
         """``torch.log``; log(binomial) and log(factorial) as stable lgamma forms."""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
+from sympy.codegen.cfunctions import log1p
 
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.functions import LogSumExp, logsigmoid, sigmoid, to_elementary
@@ -82,6 +83,13 @@ EXACT = [
     ),
     (sp.log(sp.factorial(n)), "torch.lgamma(n + 1)"),
     (sp.loggamma(a), "torch.lgamma(a)"),
+    (log1p(sp.exp(-sp.Abs(a))), "torch.log1p(torch.exp(-torch.abs(a)))"),
+    (sp.Piecewise((a, a > 0), (1, True)) / (1 + a), "torch.where(a > 0, a, 1) / (a + 1)"),
+    (
+        sp.Piecewise((a, a + b >= 1), (b, a < b), (0, True)),
+        "torch.where(a + b >= 1, a, torch.where(a < b, b, 0))",
+    ),
+    (sp.Piecewise((a, -a > b - c), (b, True)), "torch.where(a < -b + c, a, b)"),
 ]
 
 
@@ -161,6 +169,8 @@ NUMERIC = [
     1 / (a - b - 3) ** 2,
     2**a * sigmoid(1) + a**b,
     (-logsigmoid(1)) ** (a * b) + a ** logsigmoid(-b),
+    log1p(a * b) - log1p(sp.exp(-b)),
+    sp.Piecewise((a * b, a > b), (a - b, True)) + sp.Piecewise((a, a <= 1), (b, True)),
 ]
 
 _REFERENCE_FUNCTIONS = {
@@ -293,7 +303,8 @@ def test_block_is_independent_of_hash_seed():
 
 UNSUPPORTED = [
     (sp.Sum(a * k, (k, 0, n)), "cannot print Sum"),
-    (sp.Piecewise((a, a > 0), (b, True)), "cannot print Piecewise"),
+    (sp.Piecewise((a, a > 0)), "cannot print Piecewise"),  # undefined for a <= 0
+    (sp.Piecewise((a, sp.Eq(a, b)), (b, True)), "cannot print Equality"),
     (sp.Function("f")(a), "cannot print undefined function f"),
     (sp.Eq(a, b), "cannot print Equality"),
     (LogSumExp(a * k, (k, 0, 3)), "cannot print LogSumExp"),
