@@ -56,9 +56,11 @@ def _srepr(expr: sp.Basic) -> str:
 
 def _parse(text: str) -> sp.Basic:
     namespace = {name: getattr(sp, name) for name in dir(sp) if not name.startswith("_")}
-    from sympy.codegen.cfunctions import expm1
+    from sympy.codegen.cfunctions import expm1, log1p
+    from sympy.functions.elementary.piecewise import ExprCondPair
 
     namespace.update({"sigmoid": sigmoid, "logsigmoid": logsigmoid, "expm1": expm1})
+    namespace.update({"log1p": log1p, "ExprCondPair": ExprCondPair})
     return eval(text, namespace)  # noqa: S307 (our own srepr output, see to_dict)
 
 
@@ -314,6 +316,7 @@ def build_ir(
 
 #: Scalar stand-ins for the template's local variables in the formulas below.
 Z, A, B, W, C, PHI, Y, U = sp.symbols("z a b w c phi_site y u")
+SHARED_EXP = sp.Symbol("e")  # exp(-|u|), shared by a layer's output and slope (_layer_derivatives)
 OMEGA = sp.Symbol("omega")  # omega_i of CW_inf in its printed logit
 
 
@@ -431,8 +434,8 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
 
     d y / d b = 1 - sigmoid(b + a z) = 1 - exp(y) = -expm1(y) (accurate as y -> 0), the
     "slope"; d y / d z and d y / d a are the slope times a and z. Also the layer's input
-    u = b + a z, y as a function of u, and the slope from y and u. All found or checked by
-    SymPy.
+    u = b + a z, y and its slope as functions of u, and both from the one exponential
+    exp(-|u|) they share. All found or checked by SymPy.
     """
     from sympy.codegen.rewriting import expm1_opt, optimize
 
@@ -444,20 +447,29 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
     factor_z = sp.simplify(sp.diff(layer, Z) / sp.diff(layer, B))
     factor_a = sp.simplify(sp.diff(layer, A) / sp.diff(layer, B))
     # The same layer as a function of its input u = b + a z, and its slope d y / d u: the
-    # fused gradient pass keeps u and needs no exp of y (sigmoid is cheaper than expm1).
+    # fused gradient pass keeps u and needs no exp of y.
     layer_input = layer.args[0]
     layer_of_input = layer.xreplace({layer_input: U})
     slope_of_input = sp.diff(layer_of_input, U)
     if layer_of_input.has(A, B, Z) or slope_of_input.has(A, B, Z):
         raise ArnnGenError(f"the layer is not a function of b + a z: {layer}")
-    # The slope from the output and the input, one exp of y - u with no division: for
-    # y = logsigmoid(u), 1 - sigmoid(u) = sigmoid(-u) = exp(logsigmoid(-u)) = exp(y - u).
-    # SymPy checks the identity. The fused gradient pass has y and u at hand: compiled, it
-    # uses this form (inductor reuses y), eager the slope of u (two passes instead of three).
-    slope_of_output = sp.exp(Y - U)
-    difference = slope_of_output.xreplace({Y: layer_of_input}) - slope_of_input
-    if sp.simplify(difference.rewrite(sp.exp)) != 0:
-        raise ArnnGenError(f"exp(y - u) is not the slope of {layer_of_input}")
+    # The layer and its slope from one exponential e = exp(-|u|), the way logsigmoid is
+    # computed stably: y = min(u, 0) - log1p(e) and d y / d u = sigmoid(-u) = e / (1 + e)
+    # for u > 0, 1 / (1 + e) otherwise. Compiled, the fused gradient pass uses these: one
+    # exp, one log1p and a division per layer, where y and sigmoid(-u) take two exps and a
+    # log1p. SymPy checks both against the layer on either side of u = 0.
+    from sympy.codegen.cfunctions import log1p
+
+    layer_exp = sp.exp(-sp.Abs(U))
+    layer_of_exp = (U - sp.Abs(U)) / 2 - log1p(SHARED_EXP)
+    slope_of_exp = sp.Piecewise((SHARED_EXP, U > 0), (1, True)) / (1 + SHARED_EXP)
+    p = sp.Symbol("p", positive=True)
+    for side in (p, -p, sp.S.Zero):
+        point = {U: side, SHARED_EXP: layer_exp.subs(U, side)}
+        for shared, direct in ((layer_of_exp, layer_of_input), (slope_of_exp, slope_of_input)):
+            difference = shared.subs(point) - direct.subs(U, side)
+            if sp.simplify(sp.expand_log(difference.rewrite(sp.exp).rewrite(sp.log))) != 0:
+                raise ArnnGenError(f"{shared} (e = exp(-|u|)) is not {direct} at u = {side}")
     return (
         ("layer_slope", slope),
         ("slope_z", factor_z),
@@ -465,7 +477,9 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
         ("layer_input", layer_input),
         ("layer_of_input", layer_of_input),
         ("slope_of_input", slope_of_input),
-        ("slope_of_output", slope_of_output),
+        ("layer_exp", layer_exp),
+        ("layer_of_exp", layer_of_exp),
+        ("slope_of_exp", slope_of_exp),
     )
 
 

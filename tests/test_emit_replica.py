@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 
 import numpy as np
@@ -358,11 +359,9 @@ def test_enable_compile_matches_eager(emitted):
     assert torch.allclose(fused.log_prob(x), eager.log_prob(x), rtol=0, atol=1e-12)
     phi = torch.randn(9, 32, dtype=torch.float64)  # site-major, as in sample()
     uniforms = torch.rand(9, 32, dtype=torch.float64)
-    for i in (0, 4, 8):
-        args = (phi[i], phi[i + 1 :], uniforms[i], eager.residual_weight[i])
-        rows = eager._hidden(i, slice(i + 1, None))  # each [2, n, 1], batch-last
-        spin, logit = eager._sample_step(*args, eager.residual_bias[i], rows)
-        got_spin, got_logit = fused._call("sample_step", None, *args, eager.residual_bias[i], rows)
+    for i in (0, 4, 7, 8):
+        spin, logit = eager._sample_step(phi, uniforms, i, eager._tensors())
+        got_spin, got_logit = fused._call("sample_step", None, phi, uniforms, i, eager._tensors())
         assert torch.allclose(got_logit, logit, rtol=0, atol=1e-12)
         assert torch.equal(got_spin, spin)
     fused.log_prob(x).sum().backward()
@@ -377,6 +376,44 @@ def test_enable_compile_matches_eager(emitted):
         assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
     samples = fused.sample(64, generator=torch.Generator().manual_seed(2))
     assert samples.shape == (64, 9)
+
+
+@pytest.mark.slow
+def test_compiled_functions_keep_few_graphs(emitted):
+    """The compiled block, sampling step and gradient pass take whole tensors and their
+    offsets: every block, site and batch size of a run fits in a few graphs, well below
+    COMPILED_GRAPHS, so that dynamo never gives up and runs a function eagerly."""
+    module = emitted("sk", variant="krsb", k=1, N=40, seed=0)
+    model = module.Model(dtype=torch.float64, init="random")
+    model.PAIRS_PER_BLOCK = 30  # blocks of one site, of two and of several
+    model._blocks = model._site_blocks()
+    assert {end - first for first, end in model._blocks} >= {1, 2, 3}
+    model.enable_compile()
+    warnings = []
+
+    class Record(logging.Handler):
+        def emit(self, record):
+            warnings.append(record.getMessage())
+
+    logger = logging.getLogger("torch._dynamo")
+    handler = Record(level=logging.WARNING)
+    logger.addHandler(handler)
+    torch._dynamo.reset()
+    try:
+        for batch in (3, 50):
+            generator = torch.Generator().manual_seed(batch)
+            x, log_q = model.sample_with_log_prob(batch, generator=generator)
+            log_q.sum().backward()  # the fused gradient pass
+            model.log_prob(x).sum().backward()  # forward with autograd
+            with torch.no_grad():
+                model.log_prob(x)
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    finally:
+        logger.removeHandler(handler)
+    assert not [message for message in warnings if "recompile" in message], warnings
+    # 13 graphs when written (8 of them forward's: one site or several, first block or last,
+    # with and without autograd); the bound leaves room, the limit is 16 per function
+    assert graphs <= 20, graphs
 
 
 class _FakeCudaGraphs:
