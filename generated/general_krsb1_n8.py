@@ -446,12 +446,16 @@ class General1RSB(torch.nn.Module):
     def _block_fields(self, field, spins, couplings):
         """phi_{i,l} [c, L, B] of a block of sites [first, first + c) from field [L, B] =
         phi_{first,l}, the block's spins [c, B] and couplings [c, L] = J_{i,l}, l >= first."""
-        if spins.shape[0] == 1:  # a block of one site: its fields are the carried field
+        count = spins.shape[0]
+        if count == 1:  # a block of one site: its fields are the carried field
             return field.unsqueeze(0)
-        # exclusive cumulative sum of x_s J_{s,l} over the block's sites s < i (the inclusive
-        # one less the site's own term: no [c - 1] shape for torch.compile to specialise)
-        steps = couplings[:, :, None] * spins[:, None, :]  # [c, L, B]
-        return field + (steps.cumsum(0) - steps)
+        # the sum of J_{s,l} x_s over the block's sites s < i, as one batched matrix product
+        # over i of [s < i] J_{s,l} [L, c] and the spins [c, B]: no [c, L, B] temporary of
+        # the terms, and no cumulative sum, which inductor leaves to an unfused library call
+        # (compiled log_prob at N = 50: 13.7 -> 11.7 ms on the 2-core CPU of benchmarks/)
+        earlier = torch.ones(count, count, dtype=field.dtype, device=field.device).tril(-1)
+        weights = earlier.unsqueeze(1) * couplings.T  # [c, L, c]: [s < i] J_{s,l}
+        return field + torch.bmm(weights, spins.expand(count, -1, -1))  # [c, L, B]
 
     @staticmethod
     def _site_fields(phi):
