@@ -452,7 +452,7 @@ class General1RSB(torch.nn.Module):
         # the sum of J_{s,l} x_s over the block's sites s < i, as one batched matrix product
         # over i of [s < i] J_{s,l} [L, c] and the spins [c, B]: no [c, L, B] temporary of
         # the terms, and no cumulative sum, which inductor leaves to an unfused library call
-        # (compiled log_prob at N = 50: 13.7 -> 11.7 ms on the 2-core CPU of benchmarks/)
+        # (compiled log_prob at N = 50: 14.0 -> 12.0 ms on the 2-core CPU of benchmarks/)
         earlier = torch.ones(count, count, dtype=field.dtype, device=field.device).tril(-1)
         weights = earlier.unsqueeze(1) * couplings.T  # [c, L, c]: [s < i] J_{s,l}
         return field + torch.bmm(weights, spins.expand(count, -1, -1))  # [c, L, B]

@@ -168,15 +168,16 @@ def test_same_seed_same_numbers(emitted, tmp_path):
 def test_step_figures_are_the_batch_mean_std_and_ess(dtype):
     """The per-step figures of history.csv and the progress bar, against their definitions
     (PHYSICS.md section 5) evaluated in numpy: F = L / (beta N), ESS = (sum w)^2 / sum w^2
-    with w = exp(-L), shifted by min L (ESS is scale-free) so that exp does not underflow."""
+    with w = exp(-L), shifted by min L (ESS is scale-free) so that exp stays in range."""
     L = torch.tensor([-310.5, -312.25, -309.0, -315.75, -311.0], dtype=dtype)
     beta, N = 1.5, 100  # noqa: N806
     mean, spread, ess = _step_figures(L, beta, N)
-    rel = 1e-6 if dtype == torch.float32 else 1e-12  # L / (beta N) is divided in L's dtype
+    # L / (beta N) is divided in L's dtype; the spread is a difference of such quotients
+    rel, spread_rel = (1e-6, 1e-4) if dtype == torch.float32 else (1e-12, 1e-10)
     f = L.double().numpy() / (beta * N)
     w = np.exp(-(L.double().numpy() - L.double().numpy().min()))
     assert mean == pytest.approx(f.mean(), rel=rel)
-    assert spread == pytest.approx(f.std(ddof=1), rel=max(rel, 1e-9) * 1e3)
+    assert spread == pytest.approx(f.std(ddof=1), rel=spread_rel)
     assert ess == pytest.approx(w.sum() ** 2 / (w**2).sum(), rel=1e-9)
     assert 1.0 <= ess <= len(L)
     assert _step_figures(L[:1], beta, N) == pytest.approx((f[0], 0.0, 1.0), rel=rel)
