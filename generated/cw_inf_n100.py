@@ -223,13 +223,12 @@ class CurieWeissCWInf(torch.nn.Module):
     @torch.no_grad()
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling with a running count K of up spins: O(B) per site.
-        The logit depends on x_<i only through M_<i, so the conditionals of the current
-        omega are tabulated first over (i, M_<i) (O(N^2), in float64, as forward computes
-        them) and read by K against integer thresholds (Note [Integer thresholds])."""
+        The logit depends on x_<i only through M_<i = 2K - i, so the conditionals of the
+        current omega are tabulated first over (i, K) (O(N^2), in float64, as forward
+        computes them) and read by K against integer thresholds (Note [Integer thresholds])."""
         N, device = self.N, self.omega.device
-        M = torch.arange(-N, N + 1, device=device, dtype=torch.float64)  # [2N + 1] M_<i
-        table = self._logit(M, self.omega.double()[:, None])  # [N, 2N + 1]
-        p_plus = torch.sigmoid(table.gather(1, _count_columns(N, device)))  # [i, K]
+        M = (_count_columns(N, device) - N).double()  # [i, K] M_<i = 2K - i
+        p_plus = torch.sigmoid(self._logit(M, self.omega.double()[:, None]))  # [i, K]
         return _sample_by_count(_up_thresholds(p_plus), batch_size, generator, self._dtype())
 
 
