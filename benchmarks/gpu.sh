@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU check and benchmark for a lent device machine (issue 5), about 7 minutes:
 #   tests     the CUDA tests (pytest -k "cuda or gpu": CUDA == CPU, the CUDA graph of
-#             sampling, the fused backward on CUDA, compiled sampling under the graph);
+#             sampling, the fused backward on CUDA, the compiled passes on CUDA's blocks);
 #   eager     SK_1RSB at N = 200, 1000, 2000 (B = 2000, float32, median of 5 after a
 #             warm-up) on CUDA, with the per-site baseline of benchmarks/persite.py at
 #             N = 200 and the logsigmoid floor;
@@ -14,7 +14,7 @@
 #             whole protocol from them.
 #
 #     bash benchmarks/gpu.sh                          # from the repository root, all parts
-#     PARTS="tests anneal" bash benchmarks/gpu.sh     # some of them
+#     PARTS="tests anneal" bash benchmarks/gpu.sh     # some of them, run in the order given
 #
 # Writes into $OUT (the device tool's output folder) or, without it, ./bench_gpu:
 # nvidia_smi.csv, tests.log, eager/bench.{json,md}, compiled/bench.{json,md}, anneal.log,
@@ -42,7 +42,44 @@ for run in $runs; do
     esac
 done
 
-has() { [[ " $parts " == *" $1 "* ]]; }
+part_tests() {
+    step "CUDA tests"
+    python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests >"$out_dir/tests.log" 2>&1
+    local status=$?
+    tail -n 15 "$out_dir/tests.log"
+    return "$status"
+}
+
+part_eager() {
+    step "eager"
+    python -m arnn_gen.bench --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
+        --persite-max-n 200 --repeats 5 --out "$out_dir/eager"
+}
+
+part_compiled() {
+    step "compiled"
+    # shellcheck disable=SC2086
+    python -m arnn_gen.bench --device cuda --architectures SK_1RSB \
+        --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
+        --out "$out_dir/compiled"
+}
+
+part_anneal() {
+    local run status=0
+    for run in $runs; do
+        local dtype="${run%%:*}" mode="${run##*:}" compile=()
+        step "annealing protocol, SK_1RSB N = 200, $dtype, $mode"
+        if [[ "$mode" == "compiled" ]]; then
+            compile=(--compile)
+        fi
+        python benchmarks/anneal.py --device cuda --dtype "$dtype" \
+            --betas "${ANNEAL_BETAS:-3}" ${compile[@]+"${compile[@]}"} 2>&1 \
+            | tee -a "$out_dir/anneal.log"
+        [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
+    done
+    return "$status"
+}
+
 step() { echo; echo "=== $* ($(date +%T))"; }
 
 main() {
@@ -71,39 +108,10 @@ EOF
         --format=csv >"$out_dir/nvidia_smi.csv" 2>/dev/null || true
     cat "$out_dir/nvidia_smi.csv"
 
-    if has tests; then
-        step "1. CUDA tests"
-        python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests \
-            >"$out_dir/tests.log" 2>&1 || status=1
-        tail -n 15 "$out_dir/tests.log"
-    fi
-
-    if has eager; then
-        step "2. eager"
-        python -m arnn_gen.bench --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
-            --persite-max-n 200 --repeats 5 --out "$out_dir/eager" || status=1
-    fi
-
-    if has compiled; then
-        step "3. compiled"
-        # shellcheck disable=SC2086
-        python -m arnn_gen.bench --device cuda --architectures SK_1RSB \
-            --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
-            --out "$out_dir/compiled" || status=1
-    fi
-
-    if has anneal; then
-        for run in $runs; do
-            local dtype="${run%%:*}" mode="${run##*:}" compile=()
-            step "4. annealing protocol, SK_1RSB N = 200, $dtype, $mode"
-            if [[ "$mode" == "compiled" ]]; then
-                compile=(--compile)
-            fi
-            python benchmarks/anneal.py --device cuda --dtype "$dtype" \
-                --betas "${ANNEAL_BETAS:-3}" ${compile[@]+"${compile[@]}"} 2>&1 || status=1
-        done | tee "$out_dir/anneal.log"
-        [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
-    fi
+    local part
+    for part in $parts; do  # in the order given, so that a short lease runs the first ones
+        "part_$part" || status=1
+    done
     step "done (exit status $status)"
     return "$status"
 }

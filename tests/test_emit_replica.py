@@ -320,6 +320,40 @@ def test_cuda_graph_of_compiled_sampling(emitted):
     assert "sample_step" in graphed._compiled  # compiled, not fallen back to eager
 
 
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [1, 2])
+def test_cuda_compiled_passes_equal_eager(emitted, k):
+    """On CUDA, with its large blocks (several blocks of many sites at N = 200), the compiled
+    forward, its autograd gradient and the compiled fused gradient pass of the graphed
+    sampling give the eager numbers."""
+    module = emitted("sk", variant="krsb", k=k, N=200, seed=4)
+    fused, eager = _cuda_pair(module)
+    blocks = fused._blocks_on(torch.device("cuda"))
+    assert len(blocks) > 1 and max(end - first for first, end in blocks) > 1
+    fused.enable_compile()
+    x, log_q = fused.sample_with_log_prob(96, generator=torch.Generator("cuda").manual_seed(0))
+    weights = torch.randn(96, dtype=torch.float64, device="cuda")
+    (log_q * weights).sum().backward()
+    reference = eager.log_prob(x)
+    assert torch.allclose(log_q, reference, rtol=0, atol=1e-9)
+    (reference * weights).sum().backward()
+    fused_grads = [p.grad.clone() for p in fused.parameters() if p.grad is not None]
+    eager_grads = [p.grad.clone() for p in eager.parameters() if p.grad is not None]
+    assert len(fused_grads) == len(eager_grads) > 0
+    for got, expected in zip(fused_grads, eager_grads, strict=True):
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-10)
+    fused.zero_grad()
+    value = fused.log_prob(x)  # the compiled forward, with autograd
+    assert torch.allclose(value, reference, rtol=0, atol=1e-9)
+    (value * weights).sum().backward()
+    for got, expected in zip(
+        [p.grad for p in fused.parameters() if p.grad is not None], eager_grads, strict=True
+    ):
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-10)
+    assert set(fused._compiled) == {"block", "sample_step", "grads"}  # none fell back
+
+
 def test_deepcopy(emitted):
     module = emitted("sk", variant="krsb", k=1, N=8, seed=1)
     torch.manual_seed(0)
