@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# One-shot GPU check and benchmark for a lent device machine (issue 5), about 7 minutes:
+# One-shot GPU check and benchmark for a lent device machine (issue 5). On an H200 in
+# session 6: tests 3 min, compiled 3 min, anneal (two runs) 3 min, variants about 1.5 min;
+# eager about 1.5 min (session 3). Parts run in the order of PARTS (default "tests compiled
+# anneal variants eager", most needed first), so that a lease cut short keeps the first ones.
 #   tests     the CUDA tests (pytest -k "cuda or gpu": CUDA == CPU, the CUDA graph of
 #             sampling, the fused backward on CUDA, the compiled passes on CUDA's blocks);
 #   eager     SK_1RSB at N = 200, 1000, 2000 (B = 2000, float32, median of 5 after a
@@ -8,17 +11,20 @@
 #   compiled  the same after model.enable_compile() at COMPILED_SIZES (default "200 1000");
 #   anneal    the paper's annealing protocol for SK_1RSB at N = 200 (B = 2000, 1000 steps per
 #             beta, 20000 evaluation samples) timed beta by beta over the last ANNEAL_BETAS
-#             (default 3) of its 39 betas by benchmarks/anneal.py, for each of ANNEAL_RUNS
-#             (default "float64:eager float64:compiled float32:compiled"): set-up, first
-#             beta (graph capture, compilation), later betas, final evaluation, and the
-#             whole protocol from them.
+#             (default 2) of its 39 betas by benchmarks/anneal.py, for each of ANNEAL_RUNS
+#             (default "float32:compiled float64:compiled"): set-up, first beta (graph
+#             capture, compilation), later betas, final evaluation, and the whole protocol
+#             from them;
+#   variants  benchmarks/compile_variants.py at N = 200: the training step eager and as
+#             enable_compile() compiles it (the gradient pass failed to compile on CUDA
+#             before session 6), printed into gpu.log.
 #
 #     bash benchmarks/gpu.sh                          # from the repository root, all parts
 #     PARTS="tests anneal" bash benchmarks/gpu.sh     # some of them, run in the order given
 #
 # Writes into $OUT (the device tool's output folder) or, without it, ./bench_gpu:
 # nvidia_smi.csv, tests.log, eager/bench.{json,md}, compiled/bench.{json,md}, anneal.log,
-# gpu.log. It installs nothing that needs the network: torch with CUDA and the project's
+# gpu.log (8 files: what the device tool brings back). It installs nothing that needs the network: torch with CUDA and the project's
 # dependencies must be there; the package itself is installed editable (no dependencies, no
 # build isolation) only if it is not importable. A cost that runs out of GPU memory is
 # recorded as an error in bench.json and the run goes on.
@@ -28,11 +34,12 @@ cd "$(dirname "$0")/.."
 out_dir="$(mkdir -p "${OUT:-./bench_gpu}" && cd "${OUT:-./bench_gpu}" && pwd)"
 mkdir -p "$out_dir/eager" "$out_dir/compiled"
 export PYTHONUNBUFFERED=1
-parts="${PARTS:-tests eager compiled anneal}"
-runs="${ANNEAL_RUNS:-float64:eager float64:compiled float32:compiled}"
+parts="${PARTS:-tests compiled anneal variants eager}"
+runs="${ANNEAL_RUNS:-float32:compiled float64:compiled}"
 for part in $parts; do
-    case "$part" in tests | eager | compiled | anneal) ;; *)
-        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal)" >&2; exit 2 ;;
+    case "$part" in tests | eager | compiled | anneal | variants) ;; *)
+        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal, variants)" >&2
+        exit 2 ;;
     esac
 done
 for run in $runs; do
@@ -64,6 +71,11 @@ part_compiled() {
         --out "$out_dir/compiled"
 }
 
+part_variants() {
+    step "training step: eager and compiled (benchmarks/compile_variants.py)"
+    python benchmarks/compile_variants.py --device cuda -N 200 eager compiled
+}
+
 part_anneal() {
     local run status=0
     for run in $runs; do
@@ -73,7 +85,7 @@ part_anneal() {
             compile=(--compile)
         fi
         python benchmarks/anneal.py --device cuda --dtype "$dtype" \
-            --betas "${ANNEAL_BETAS:-3}" ${compile[@]+"${compile[@]}"} 2>&1 \
+            --betas "${ANNEAL_BETAS:-2}" ${compile[@]+"${compile[@]}"} 2>&1 \
             | tee -a "$out_dir/anneal.log"
         [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
     done

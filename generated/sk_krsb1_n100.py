@@ -102,6 +102,12 @@ def _system(J, h, N):
     return J, h
 
 
+#: True while torch.compile traces a function: the functions enable_compile() compiles then
+#: take the plain elementwise forms that inductor fuses, and their eager fallback the forms
+#: that run best eagerly (torch.compiler.is_compiling from torch 2.3, torch._dynamo before).
+_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
+
 class _Layer(torch.autograd.Function):
     """y = logsigmoid(b + a z) whose backward pass keeps only z and y (autograd's own graph
     would also keep b + a z and a buffer): this halves the memory of log_prob + backward.
@@ -215,7 +221,6 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         self.residual_bias = torch.nn.Parameter(torch.empty(N, device=device, dtype=dtype))
         self.reset_parameters(init)
         self._compiled = {}  # name -> compiled function (see enable_compile)
-        self._fused = False  # plain layers for inductor to fuse (set by enable_compile)
         self._graph = None  # (key, CUDA graph, input, outputs) of sampling (_replay_draw)
         self._capturing = False  # True while _replay_draw captures the graph
 
@@ -324,18 +329,18 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         _hidden) and the output weight [2, ..., L, 1]: a0, masked to the pairs l > i."""
         z = phi.unsqueeze(0)  # [1, ..., L, B]
         a, b = hidden[0], hidden[1]
-        if self._fused or not torch.is_grad_enabled():  # compiled (fused), or no backward
+        if _compiling() or not torch.is_grad_enabled():  # compiled (fused), or no backward
             u = torch.addcmul(b, a, z)
             z = torch.nn.functional.logsigmoid(u)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b)
         a, b = hidden[2], hidden[3]
-        if self._fused or not torch.is_grad_enabled():  # compiled (fused), or no backward
+        if _compiling() or not torch.is_grad_enabled():  # compiled (fused), or no backward
             u = torch.addcmul(b, a, z)
             z = torch.nn.functional.logsigmoid(u)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b)
-        if self._fused:  # one reduction fused with the layers
+        if _compiling():  # one reduction fused with the layers
             a = weight
             return (a * z).sum(-2)
         # the output a0 z summed over l: one matrix-vector product per site
@@ -351,8 +356,9 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         """Run forward, the sampling step and the fused gradient pass through torch.compile
         (inductor), which fuses the elementwise work of the hidden layers; the first calls
         compile (seconds to a minute), a failed compilation warns once and falls back to
-        the eager code. Inductor plans the memory of the fused backward itself."""
-        self._fused = True
+        the eager code. Inductor plans the memory of the fused backward itself. ``options``
+        go to torch.compile (_compile_options)."""
+        options = self._compile_options(options)
         self._limit_name = "recompile_limit"  # see _call; cache_size_limit in older torch
         if not hasattr(torch._dynamo.config, self._limit_name):
             self._limit_name = "cache_size_limit"
@@ -362,6 +368,26 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
             "grads": torch.compile(self._block_grads, dynamic=True, **options),
         }
         return self
+
+    @staticmethod
+    def _compile_options(options):
+        """torch.compile's ``options`` with inductor's coalesce tiling analysis turned off,
+        unless the caller chose a mode, another backend or the analysis itself. The analysis
+        does not apply to dynamic shapes (so inductor's config says), yet runs on them, and
+        on CUDA it fails the compilation of the gradient pass with an AssertionError in
+        get_pw_red_splits (torch 2.11 on an H200, at N = 200: pytorch/pytorch#197077), which
+        left that pass to the eager code (benchmarks/RESULTS.md)."""
+        import torch._inductor.config
+
+        triton = getattr(torch._inductor.config, "triton", None)
+        if (
+            "mode" in options
+            or options.get("backend", "inductor") != "inductor"
+            or not hasattr(triton, "coalesce_tiling_analysis")
+        ):
+            return options
+        inductor = {"triton.coalesce_tiling_analysis": False, **options.get("options", {})}
+        return {**options, "options": inductor}
 
     def _call(self, name, eager, *args):
         compiled = self._compiled.get(name)
@@ -516,7 +542,7 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         for layer in range(len(hidden) // 2):
             a, b = hidden[2 * layer], hidden[2 * layer + 1]
             u = torch.addcmul(b, a, z)
-            if self._fused:  # y and the slope from one exp (inductor: one loop for them)
+            if _compiling():  # y and the slope from one exp (inductor: one loop for them)
                 e = torch.exp(-torch.abs(u))
                 y = u / 2 - torch.abs(u) / 2 - torch.log1p(e)
                 slope = torch.where(u > 0, e, 1) / (e + 1)
@@ -531,7 +557,7 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         # (the mask l > i, a0 and the weights of the outer layers) comes out of the sum over
         # the batch, which eager code does as one matrix-vector product per site of the block
         # and inductor as a reduction fused with the layers.
-        if self._fused:
+        if _compiling():
 
             def batch_sum(values):
                 return (values * rho_grad.transpose(-1, -2)).sum(-1)
@@ -631,7 +657,8 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         several threads at once is not supported. A failed capture warns once and sampling
         stays eager; running out of memory is raised as it is."""
         storage = tuple(t.data_ptr() for t in (self.J, self.h, *self._trained()))
-        key = (tuple(uniforms.shape), uniforms.dtype, uniforms.device, self._fused, storage)
+        compiled = tuple(self._compiled)  # a compiled step, or its eager fallback
+        key = (tuple(uniforms.shape), uniforms.dtype, uniforms.device, compiled, storage)
         if self._graph is None or self._graph[0] != key:
             self._graph = None
             stream = torch.cuda.current_stream(uniforms.device)

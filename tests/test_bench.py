@@ -326,6 +326,29 @@ def test_anneal_times_the_protocol_beta_by_beta():
         anneal.time_protocol("SK_1RSB", 8, betas=1)
 
 
+def test_compile_variants_cumulative_fields_and_eager_step(emitted):
+    """benchmarks/compile_variants.py: its cumulative-sum block fields (the form before
+    session 5) equal the shipped matrix-product ones; its eager variant runs and times."""
+    spec = importlib.util.spec_from_file_location(
+        "compile_variants_under_test", PERSITE.parent / "compile_variants.py"
+    )
+    variants = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variants)
+    model = emitted("sk", variant="krsb", k=1, N=10, seed=2).Model(dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    field = torch.randn(7, 5, dtype=torch.float64, generator=generator)  # [L, B]
+    spins = torch.randint(0, 2, (4, 5), generator=generator).double() * 2 - 1  # [c, B]
+    couplings = torch.randn(4, 7, dtype=torch.float64, generator=generator)  # [c, L]
+    expected = variants._cumulative_fields(model, field, spins, couplings)
+    got = model._block_fields(field, spins, couplings)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    assert torch.equal(got[0], field)  # the block's first site: no earlier site in it
+    assert _positive(variants.run_variant("eager", "cpu", 8, 16))
+    with pytest.raises(SystemExit) as stop:
+        variants.main(["--device", "cpu", "nonsense"])
+    assert stop.value.code == 2
+
+
 def test_report_shows_what_the_cuda_graph_saves():
     from arnn_gen.bench_report import _graph_table
 

@@ -412,6 +412,59 @@ def test_enable_compile_matches_eager(emitted):
     assert samples.shape == (64, 9)
 
 
+def test_compile_options_turn_off_the_coalesce_tiling_analysis(emitted):
+    """enable_compile() turns off inductor's coalesce tiling analysis, which failed the
+    compilation of the CUDA gradient pass, unless the caller chose a mode (torch.compile
+    takes mode or options, not both), another backend or the analysis itself."""
+    import torch._inductor.config
+
+    if not hasattr(torch._inductor.config.triton, "coalesce_tiling_analysis"):
+        pytest.skip("this torch has no coalesce tiling analysis")
+    options = emitted("sk", variant="krsb", k=1, N=6).Model._compile_options
+    off = {"triton.coalesce_tiling_analysis": False}
+    assert options({}) == {"options": off}
+    assert options({"fullgraph": True, "options": {"max_autotune": True}}) == {
+        "fullgraph": True,
+        "options": {**off, "max_autotune": True},
+    }
+    chosen = {"options": {"triton.coalesce_tiling_analysis": True}}
+    assert options(chosen) == chosen
+    for kept in ({"mode": "max-autotune"}, {"backend": "eager"}):
+        assert options(kept) == kept
+
+
+def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeypatch):
+    """A compiled function that fails (as inductor once did for the CUDA gradient pass) warns,
+    is dropped, and its eager code runs with the eager forms (the memory-saving layer under
+    autograd, not the plain forms traced for inductor), giving the eager numbers."""
+    module = emitted("sk", variant="krsb", k=1, N=12, seed=1)
+    torch.manual_seed(0)
+    model = module.Model(dtype=torch.float64, init="random")
+    reference = copy.deepcopy(model)
+    model.enable_compile()
+
+    def broken(*args):
+        raise AssertionError("get_pw_red_splits")
+
+    model._compiled = dict.fromkeys(model._compiled, broken)
+    generator = torch.Generator().manual_seed(0)
+    with pytest.warns(UserWarning, match="torch.compile failed.*get_pw_red_splits"):
+        x, log_q = model.sample_with_log_prob(16, generator=generator)
+    assert set(model._compiled) == {"block", "grads"}
+    weights = torch.randn(16, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        (log_q * weights).sum().backward()
+    (reference.log_prob(x) * weights).sum().backward()
+    for got, expected in zip(model.parameters(), reference.parameters(), strict=True):
+        if expected.grad is not None:
+            assert torch.allclose(got.grad, expected.grad, rtol=1e-10, atol=1e-12)
+    layers = []
+    monkeypatch.setattr(module._Layer, "apply", lambda *args: layers.append(args) or 0.0 * args[0])
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        model.log_prob(x)  # forward with autograd, eagerly: through _Layer
+    assert model._compiled == {} and layers
+
+
 @pytest.mark.slow
 def test_compiled_functions_keep_few_graphs(emitted):
     """The compiled block, sampling step and gradient pass take whole tensors and their
