@@ -59,6 +59,16 @@ def _machine(report: dict) -> str:
     )
 
 
+def fell_back(timings: dict) -> bool:
+    """Whether a compiled model's timings include eager code: enable_compile() warns
+    "torch.compile failed" when a function fails to compile and runs its eager code, and
+    the bench keeps the warnings of the compiled timings."""
+    return any(w.startswith("torch.compile failed") for w in timings.get("warnings", ()))
+
+
+FELL_BACK = "compiled, partly eager"
+
+
 def _main_table(report: dict) -> list[str]:
     compiled = report["settings"].get("compiled")
     gpu = str(report["settings"].get("device", "cpu")).startswith("cuda")
@@ -68,6 +78,7 @@ def _main_table(report: dict) -> list[str]:
         f"{memory} | per-site / ours: sample, log_prob, both, step | ours / floor: log_prob |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    fallbacks = False
     for record in report["results"]:
         head = f"| {record['architecture']} | {record['N']} "
         if "error" in record:
@@ -86,12 +97,21 @@ def _main_table(report: dict) -> list[str]:
             over_floor = floor_ratios.get("log_prob")
             deep = record["architecture"].startswith("SK_")
             peak = record["memory"]["peak_mib"] if mode == "eager" else None
+            if mode == "compiled" and fell_back(ours):
+                mode, fallbacks = FELL_BACK, True
             lines.append(
                 head + f"| {mode} | {_number(ours.get('sample_s'))} | "
                 f"{_number(ours.get('log_prob_s'))} | {_number(ours.get('train_step_s'))} | "
                 f"{'-' if peak is None else f'{peak:.0f}'} | {_ratios(speedup)} | "
                 f"{_number(over_floor) if deep else '-'} |"
             )
+    if fallbacks:
+        lines += [
+            "",
+            f'"{FELL_BACK}": a compiled function failed to compile and ran its eager code '
+            '(the "torch.compile failed" warning in bench.json), so these are not compiled '
+            "timings.",
+        ]
     return lines
 
 

@@ -349,6 +349,30 @@ def test_compile_variants_cumulative_fields_and_eager_step(emitted):
     assert stop.value.code == 2
 
 
+def test_report_marks_compiled_timings_that_fell_back_to_eager_code():
+    """A compiled row whose timings came with enable_compile()'s "torch.compile failed"
+    warning is labelled as partly eager, with a note; a clean one stays "compiled"."""
+    from arnn_gen.bench_report import FELL_BACK, _main_table
+
+    def record(N, warnings):  # noqa: N803
+        return {"architecture": "SK_1RSB", "N": N, "memory": {"peak_mib": 100.0},
+                "ours": {"train_step_s": 0.012},
+                "ours_compiled": {"train_step_s": 0.016, "warnings": warnings}}  # fmt: skip
+
+    failed = ["`torch._prims_common.check` is deprecated", "torch.compile failed (Assertion"]
+    clean = ["TensorFloat32 available"]
+    report = {"settings": {"compiled": True, "device": "cuda"},
+              "results": [record(200, failed), record(1000, clean)]}  # fmt: skip
+    lines = _main_table(report)
+    assert any(
+        line.startswith(f"| SK_1RSB | 200 | {FELL_BACK} | - | - | 0.016 |") for line in lines
+    )
+    assert any(line.startswith("| SK_1RSB | 1000 | compiled | - | - | 0.016 |") for line in lines)
+    assert lines[-1].startswith(f'"{FELL_BACK}": a compiled function failed to compile')
+    report["results"] = [record(1000, [])]
+    assert not any(FELL_BACK in line for line in _main_table(report))
+
+
 def test_report_shows_what_the_cuda_graph_saves():
     from arnn_gen.bench_report import _graph_table
 
