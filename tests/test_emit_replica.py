@@ -433,6 +433,38 @@ def test_compile_options_turn_off_the_coalesce_tiling_analysis(emitted):
         assert options(kept) == kept
 
 
+@pytest.mark.slow
+def test_compiled_functions_generate_code_without_the_coalesce_analysis(emitted, monkeypatch):
+    """The option reaches inductor's code generation of every compiled function (forward
+    with and without autograd, its backward compiled later, the sampling step, the gradient
+    pass), seen here on the CPU, where the analysis itself is not used."""
+    import torch._inductor.config
+    import torch._inductor.graph
+
+    if not hasattr(torch._inductor.config.triton, "coalesce_tiling_analysis"):
+        pytest.skip("this torch has no coalesce tiling analysis")
+    seen = []
+    generate = torch._inductor.graph.GraphLowering.compile_to_module
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch._inductor.config.triton.coalesce_tiling_analysis)
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch._inductor.graph.GraphLowering, "compile_to_module", spy)
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # generate anew
+    torch._dynamo.reset()
+    module = emitted("sk", variant="krsb", k=1, N=7, seed=3)
+    model = module.Model(dtype=torch.float64, init="random").enable_compile()
+    x, log_q = model.sample_with_log_prob(8, generator=torch.Generator().manual_seed(0))
+    log_q.sum().backward()  # the gradient pass
+    model.log_prob(x).sum().backward()  # forward with autograd, then its backward
+    with torch.no_grad():
+        model.log_prob(x)
+    assert set(model._compiled) == {"block", "sample_step", "grads"}
+    assert len(seen) >= 5 and not any(seen), seen
+    assert torch._inductor.config.triton.coalesce_tiling_analysis  # only for these functions
+
+
 def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeypatch):
     """A compiled function that fails (as inductor once did for the CUDA gradient pass) warns,
     is dropped, and its eager code runs with the eager forms (the memory-saving layer under
