@@ -12,6 +12,8 @@ each later beta, and the final evaluation. The whole run is then
     set-up + first beta + 38 x (median later beta) + final evaluation,
 
 reported as ``protocol_s`` with every part in the JSON. Needs ``--betas`` >= 2.
+``compile_failures`` lists enable_compile()'s "torch.compile failed" warnings: a function
+that ran its eager code instead (empty when everything compiled, or without ``--compile``).
 
     python benchmarks/anneal.py --device cuda --dtype float32 --compile --out anneal.json
 """
@@ -24,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,9 +79,18 @@ def time_protocol(
         model.to(device=device, dtype=getattr(torch, dtype))
         ready = now()
         marks: list[float] = []
-        result = train(model, config, Path(folder) / "run", progress=False,
-                       after_beta=lambda index, beta: marks.append(now()))  # fmt: skip
-        end = now()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = train(model, config, Path(folder) / "run", progress=False,
+                           after_beta=lambda index, beta: marks.append(now()))  # fmt: skip
+            end = now()
+    for caught_warning in caught:  # shown as they would have been
+        warnings.showwarning(caught_warning.message, caught_warning.category,
+                             caught_warning.filename, caught_warning.lineno)  # fmt: skip
+    # enable_compile() warns "torch.compile failed" when a function falls back to its
+    # eager code: the times are then not those of the compiled run
+    failed = sorted({str(w.message).splitlines()[0] for w in caught
+                     if str(w.message).startswith("torch.compile failed")})  # fmt: skip
     per_beta = [later - earlier for earlier, later in zip([ready, *marks], marks, strict=False)]
     later = statistics.median(per_beta[1:])
     final = end - marks[-1]
@@ -106,6 +118,7 @@ def time_protocol(
         "protocol_betas": PROTOCOL_BETAS,
         "protocol_s": protocol,
         "final_free_energy": result.final.get("free_energy"),
+        "compile_failures": failed,
     }
 
 
@@ -140,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         f"set-up {report['setup_s']:.1f} s, first beta {report['first_beta_s']:.1f} s, later "
         f"betas {report['later_beta_median_s']:.1f} s, final evaluation "
         f"{report['final_evaluation_s']:.1f} s; the 39-beta protocol: about "
-        f"{report['protocol_s']:.0f} s",
+        f"{report['protocol_s']:.0f} s"
+        + ("; a compiled function fell back to eager code" if report["compile_failures"] else ""),
         file=sys.stderr,
     )
     if options.out:

@@ -322,8 +322,31 @@ def test_anneal_times_the_protocol_beta_by_beta():
     parts = report["setup_s"] + sum(report["per_beta_s"]) + report["final_evaluation_s"]
     assert report["run_s"] == pytest.approx(parts)
     assert math.isfinite(report["final_free_energy"])
+    assert report["compile_failures"] == []
     with pytest.raises(ValueError, match="at least 2"):
         anneal.time_protocol("SK_1RSB", 8, betas=1)
+
+
+def test_anneal_reports_compiled_functions_that_fell_back(monkeypatch):
+    """With --compile, a function that fails to compile (and runs its eager code) is named
+    in the report, so that its times are not read as those of the compiled run."""
+    spec = importlib.util.spec_from_file_location("anneal_under_test", PERSITE.parent / "anneal.py")
+    anneal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(anneal)
+
+    def broken(function, **options):
+        def fail(*args):
+            raise AssertionError("no inductor here")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        report = anneal.time_protocol("SK_1RSB", 8, betas=2, compile=True, steps_per_beta=2,
+                                      batch=16, eval_samples=32)  # fmt: skip
+    assert report["compile_failures"] == [
+        "torch.compile failed (no inductor here); using the eager code"
+    ]
 
 
 def test_compile_variants_cumulative_fields_and_eager_step(emitted):
