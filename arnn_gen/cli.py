@@ -476,12 +476,21 @@ def _int_list(option: str, text: str | None) -> list[int] | None:
     default=None,
     help="Only these of the preset's architectures, comma-separated.",
 )
-def reproduce(system, quick, device, out, quiet, sizes, instances, architectures):
+@click.option(
+    "--compile",
+    "use_compile",
+    is_flag=True,
+    help="torch.compile the replica modules (as train --compile): pays on long runs.",
+)
+def reproduce(system, quick, device, out, quiet, sizes, instances, architectures, use_compile):
     """The paper's comparison for cw or sk (PHYSICS.md section 6): runs, plots, summary.
     --sizes, --instances and --architectures run a part of it (the full protocol in pieces)."""
+    from dataclasses import replace
+
     from .experiments import preset, run_experiment, select
 
     experiment = preset(system, quick=quick, device=_device(device))
+    experiment = replace(experiment, config=replace(experiment.config, compile=use_compile))
     experiment = select(experiment, sizes=_int_list("--sizes", sizes),
                         seeds=_int_list("--instances", instances),
                         architectures=None if architectures is None

@@ -227,7 +227,8 @@ def _markdown(summary: dict) -> str:
         f"beta {config['beta_start']} -> {config['beta']} in steps of {config['beta_step']}, "
         f"{config['steps_per_beta']} steps per beta, batch {config['batch']}, lr {config['lr']}, "
         f"seed {config['seed']}; torch {summary['torch']}, {summary['threads']} threads, "
-        f"device {config['device']}; {summary['seconds']:.0f} s in all.",
+        f"device {config['device']}{' (compiled)' if config.get('compile') else ''}; "
+        f"{summary['seconds']:.0f} s in all.",
         f"Reference: {summary['reference']}.",
         "",
         "| architecture | N | instances | relative error at beta = "

@@ -143,3 +143,17 @@ def test_reproduce_a_part_of_a_preset(tmp_path):
     ]
     assert [run_["seed"] for run_ in summary["runs"]] == [1]
     assert summary["config"]["steps_per_beta"] == 20  # the quick schedule, unchanged
+    assert summary["config"]["compile"] is False
+
+
+def test_reproduce_compile_flag_reaches_the_schedule(tmp_path):
+    """reproduce --compile trains with compile on (replica modules compile; others, like
+    1L here, have nothing to compile and train as they are)."""
+    out = tmp_path / "compiled"
+    result = run("reproduce", "sk", "--quick", "--quiet", "--device", "cpu", "--out", out,
+                 "--instances", "0", "--architectures", "1L", "--compile")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["compile"] is True
+    assert [row["architecture"] for row in summary["table"]] == ["1L"]
+    assert "device cpu (compiled);" in (out / "summary.md").read_text()
