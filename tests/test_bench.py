@@ -19,16 +19,22 @@ import torch
 
 from arnn_gen import bench
 
-PERSITE = Path(__file__).resolve().parents[1] / "benchmarks" / "persite.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+PERSITE = BENCHMARKS / "persite.py"
+
+
+def _script(name: str):
+    """benchmarks/<name>.py, imported by path as the harness does."""
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def persite():
-    """benchmarks/persite.py, imported by path as the harness does."""
-    spec = importlib.util.spec_from_file_location("persite_under_test", PERSITE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/persite.py."""
+    return _script("persite")
 
 
 def _random_spins(batch: int, N: int, seed: int) -> torch.Tensor:  # noqa: N803
@@ -308,9 +314,7 @@ def test_rereport_evaluates_the_targets_again(tmp_path, capsys):
 
 def test_anneal_times_the_protocol_beta_by_beta():
     """benchmarks/anneal.py runs the last betas of the protocol and adds up its parts."""
-    spec = importlib.util.spec_from_file_location("anneal_under_test", PERSITE.parent / "anneal.py")
-    anneal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(anneal)
+    anneal = _script("anneal")
     report = anneal.time_protocol("SK_1RSB", 8, betas=3, steps_per_beta=3, batch=32,
                                   eval_samples=64)  # fmt: skip
     assert report["betas_run"] == pytest.approx([1.9, 1.95, 2.0])
@@ -330,9 +334,7 @@ def test_anneal_times_the_protocol_beta_by_beta():
 def test_anneal_reports_compiled_functions_that_fell_back(monkeypatch):
     """With --compile, a function that fails to compile (and runs its eager code) is named
     in the report, so that its times are not read as those of the compiled run."""
-    spec = importlib.util.spec_from_file_location("anneal_under_test", PERSITE.parent / "anneal.py")
-    anneal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(anneal)
+    anneal = _script("anneal")
 
     def broken(function, **options):
         def fail(*args):
@@ -352,11 +354,7 @@ def test_anneal_reports_compiled_functions_that_fell_back(monkeypatch):
 def test_compile_variants_cumulative_fields_and_eager_step(emitted):
     """benchmarks/compile_variants.py: its cumulative-sum block fields (the form before
     session 5) equal the shipped matrix-product ones; its eager variant runs and times."""
-    spec = importlib.util.spec_from_file_location(
-        "compile_variants_under_test", PERSITE.parent / "compile_variants.py"
-    )
-    variants = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(variants)
+    variants = _script("compile_variants")
     model = emitted("sk", variant="krsb", k=1, N=10, seed=2).Model(dtype=torch.float64)
     generator = torch.Generator().manual_seed(0)
     field = torch.randn(7, 5, dtype=torch.float64, generator=generator)  # [L, B]
