@@ -20,7 +20,6 @@ import torch
 from arnn_gen import bench
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-PERSITE = BENCHMARKS / "persite.py"
 
 
 def _script(name: str):
