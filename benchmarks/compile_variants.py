@@ -14,8 +14,9 @@ process (inductor's caches and config are per process), a failure prints its tra
               block: fast, but many compilations at large N).
 
 The compiled gradient pass is called without enable_compile's fallback, so that a failed
-compilation is an error here. Timed: sample_with_log_prob + backward + Adam step, B = 2000,
-float32, median of 7 after two warm-up steps (which compile).
+compilation is an error here. Timed: the bench's training step (samples with log Q,
+REINFORCE loss, backward, Adam step), B = 2000, float32, median of 7 calls
+(``arnn_gen.bench._time_calls``) after a first step that compiles.
 
     python benchmarks/compile_variants.py --device cuda -N 200 eager compiled coalesce
 """
@@ -23,7 +24,6 @@ float32, median of 7 after two warm-up steps (which compile).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,8 +47,10 @@ def run_variant(variant: str, device: str, N: int, batch: int) -> float:  # noqa
     import torch
 
     from arnn_gen.allocator import keep_freed_memory
+    from arnn_gen.bench import _synchronize, _time_calls
     from arnn_gen.emit import load_module, write_module
     from arnn_gen.pipeline import lower
+    from arnn_gen.train import reinforce_loss, sample_with_log_prob
 
     keep_freed_memory()
     stages = lower("sk", variant="krsb", k=1, N=N, seed=0)
@@ -74,28 +76,20 @@ def run_variant(variant: str, device: str, N: int, batch: int) -> float:  # noqa
 
         model._call = strict
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator(device=device).manual_seed(0)
 
-    def step():
-        _, log_q = model.sample_with_log_prob(batch)
-        optimizer.zero_grad()
-        (log_q * torch.randn_like(log_q)).sum().backward()
+    def step():  # as the bench's training step (arnn_gen.bench._measure_costs)
+        samples, log_q = sample_with_log_prob(model, batch, generator)
+        loss, _ = reinforce_loss(model, samples, model.beta, log_q)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
         optimizer.step()
 
-    def now():
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    start = now()
+    start = time.perf_counter()
     step()
-    step()
-    print(f"[{variant}] warm-up (compilation) {now() - start:.1f} s", flush=True)
-    times = []
-    for _ in range(7):
-        start = now()
-        step()
-        times.append(now() - start)
-    return statistics.median(times)
+    _synchronize(device)
+    print(f"[{variant}] first step (compilation) {time.perf_counter() - start:.1f} s", flush=True)
+    return _time_calls(step, 7, device)["median_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
