@@ -32,6 +32,7 @@ __all__ = [
     "Estimates",
     "estimates_from",
     "estimate",
+    "effective_sample_size",
     "overlaps",
     "overlap_histogram",
 ]
@@ -186,6 +187,12 @@ def _sample_std(values: torch.Tensor) -> float:
 # --------------------------------------------------------------------------------------
 
 
+def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
+    """ESS = (sum w)^2 / sum w^2 of importance weights w = exp(log_w) [S], by log-sum-exp
+    (neither overflows nor underflows): a 0-d tensor on log_w's device, read when needed."""
+    return torch.exp(2.0 * torch.logsumexp(log_w, 0) - torch.logsumexp(2.0 * log_w, 0))
+
+
 def estimates_from(x: Any, log_q: Any, energy: Any, beta: Any) -> Estimates:
     """Estimates from S samples x ~ Q with their log Q(x) and H(x) (PHYSICS.md section 5).
 
@@ -221,8 +228,7 @@ def estimates_from(x: Any, log_q: Any, energy: Any, beta: Any) -> Estimates:
     # Importance sampling with w = exp(-L): log mean w = logsumexp(-L) - log S.
     log_w = -loss  # [S]
     log_sum_w = float(torch.logsumexp(log_w, dim=0))
-    log_sum_w2 = float(torch.logsumexp(2.0 * log_w, dim=0))
-    ess = math.exp(2.0 * log_sum_w - log_sum_w2)
+    ess = float(effective_sample_size(log_w))
     # Delta method: var(log mean w) ~ var(w) / (S mean(w)^2); weights rescaled by max first.
     w = torch.exp(log_w - log_w.max())  # [S] in (0, 1]
     relative_spread = _sample_std(w) / float(w.mean())

@@ -32,7 +32,7 @@ import torch
 
 from .errors import ArnnGenError
 from .files import write_atomically
-from .observables import Estimates, estimate, overlap_histogram
+from .observables import Estimates, effective_sample_size, estimate, overlap_histogram
 
 __all__ = [
     "METRIC_KEYS",
@@ -275,7 +275,7 @@ def _step_figures(L: torch.Tensor, beta: float, N: int) -> tuple[float, float, f
     transfer: one synchronisation per training step instead of one per figure."""
     f = (L.detach() / (beta * N)).double()
     log_w = -L.detach().double()  # importance weights w = exp(-L) of the batch
-    ess = torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0))
+    ess = effective_sample_size(log_w)
     spread = f.std() if len(f) > 1 else f.new_zeros(())
     mean, spread, ess = torch.stack([f.mean(), spread, ess]).tolist()
     return mean, spread, ess
