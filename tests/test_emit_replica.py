@@ -291,21 +291,34 @@ def test_cuda_graph_sampling_follows_log_prob(emitted):
     assert_sampled_law(graphed, x)
 
 
+def _same_sampled_log_prob_and_gradient(model, eager, batch, log_q_atol, grad_atol):
+    """log Q from model.sample_with_log_prob and the gradient of its backward pass (random
+    weights on the batch) equal eager's log_prob and autograd's gradient through it, on
+    CUDA; (x, weights, eager's log_prob, eager's gradients) for further checks."""
+    x, log_q = model.sample_with_log_prob(batch, generator=torch.Generator("cuda").manual_seed(0))
+    weights = torch.randn(batch, dtype=torch.float64, device="cuda")
+    (log_q * weights).sum().backward()
+    reference = eager.log_prob(x)
+    assert torch.allclose(log_q, reference, rtol=0, atol=log_q_atol)
+    (reference * weights).sum().backward()
+    pairs = [
+        (got.grad, expected.grad)
+        for got, expected in zip(model.parameters(), eager.parameters(), strict=True)
+        if got.grad is not None or expected.grad is not None
+    ]
+    assert pairs
+    for got, expected in pairs:
+        assert torch.allclose(got, expected, rtol=1e-9, atol=grad_atol)
+    return x, weights, reference, [expected.clone() for _, expected in pairs]
+
+
 @pytest.mark.gpu
 def test_cuda_sampled_log_prob_gradient(emitted):
     """On CUDA, log Q from the graphed sampling pass and its fused backward equal log_prob
     and autograd's gradient through it."""
     module = emitted("sk", variant="krsb", k=2, N=30, seed=2)
     graphed, eager = _cuda_pair(module)
-    x, log_q = graphed.sample_with_log_prob(64, generator=torch.Generator("cuda").manual_seed(0))
-    weights = torch.randn(64, dtype=torch.float64, device="cuda")
-    (log_q * weights).sum().backward()
-    reference = eager.log_prob(x)
-    assert torch.allclose(log_q, reference, rtol=0, atol=1e-10)
-    (reference * weights).sum().backward()
-    for got, expected in zip(graphed.parameters(), eager.parameters(), strict=True):
-        if got.grad is not None or expected.grad is not None:
-            assert torch.allclose(got.grad, expected.grad, rtol=1e-9, atol=1e-11)
+    _same_sampled_log_prob_and_gradient(graphed, eager, 64, log_q_atol=1e-10, grad_atol=1e-11)
 
 
 @pytest.mark.gpu
@@ -332,17 +345,9 @@ def test_cuda_compiled_passes_equal_eager(emitted, k):
     blocks = fused._blocks_on(torch.device("cuda"))
     assert len(blocks) > 1 and max(end - first for first, end in blocks) > 1
     fused.enable_compile()
-    x, log_q = fused.sample_with_log_prob(96, generator=torch.Generator("cuda").manual_seed(0))
-    weights = torch.randn(96, dtype=torch.float64, device="cuda")
-    (log_q * weights).sum().backward()
-    reference = eager.log_prob(x)
-    assert torch.allclose(log_q, reference, rtol=0, atol=1e-9)
-    (reference * weights).sum().backward()
-    fused_grads = [p.grad.clone() for p in fused.parameters() if p.grad is not None]
-    eager_grads = [p.grad.clone() for p in eager.parameters() if p.grad is not None]
-    assert len(fused_grads) == len(eager_grads) > 0
-    for got, expected in zip(fused_grads, eager_grads, strict=True):
-        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-10)
+    x, weights, reference, eager_grads = _same_sampled_log_prob_and_gradient(
+        fused, eager, 96, log_q_atol=1e-9, grad_atol=1e-10
+    )
     fused.zero_grad()
     value = fused.log_prob(x)  # the compiled forward, with autograd
     assert torch.allclose(value, reference, rtol=0, atol=1e-9)
