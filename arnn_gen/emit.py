@@ -23,7 +23,7 @@ import sympy as sp
 from .derive import SYMBOLS
 from .errors import ArnnGenError
 from .files import write_atomically
-from .ir import PHI, A, ArchitectureIR, B, C, U, W, Y, Z
+from .ir import PHI, SHARED_SIGMOID, A, ArchitectureIR, B, C, U, W, Y, Z
 from .printing import torch_code
 from .simplify import RSYM
 
@@ -57,6 +57,16 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
 #: printing.py): the input of the replica layers, evaluated on every pair of every sample.
 FUSED_MULTIPLY_ADD = frozenset({"layer_input"})
 
+#: Formulas also printed with each operation overwriting the tensor of the one before (Note
+#: [In-place] in printing.py), as ``<name>_in_place``, with the symbols each may overwrite:
+#: the replica layers of eager code on the CPU, where every pass over memory counts.
+IN_PLACE = {
+    "layer_input": frozenset(),
+    "layer_sigmoid": frozenset({U}),
+    "layer_of_sigmoid": frozenset({SHARED_SIGMOID}),
+    "slope_of_sigmoid": frozenset({SHARED_SIGMOID}),
+}
+
 
 def _environment() -> jinja2.Environment:
     root = files("arnn_gen.templates")
@@ -88,6 +98,11 @@ def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
         )
         for name, expr in ir.formulas
     }
+    for name, expr in ir.formulas:
+        if name in IN_PLACE:
+            printed[f"{name}_in_place"] = torch_code(
+                expr, symbol_names=SYMBOL_NAMES, in_place=IN_PLACE[name]
+            )
     for spec in ir.parameters:
         if spec.role != "fixed":  # fixed values come from the formulas, evaluated in place
             printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=SYMBOL_NAMES)

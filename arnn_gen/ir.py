@@ -317,6 +317,7 @@ def build_ir(
 #: Scalar stand-ins for the template's local variables in the formulas below.
 Z, A, B, W, C, PHI, Y, U = sp.symbols("z a b w c phi_site y u")
 SHARED_EXP = sp.Symbol("e")  # exp(-|u|), shared by a layer's output and slope (_layer_derivatives)
+SHARED_SIGMOID = sp.Symbol("s")  # sigmoid(u), the same in eager code on the CPU
 OMEGA = sp.Symbol("omega")  # omega_i of CW_inf in its printed logit
 
 
@@ -470,6 +471,16 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
             difference = shared.subs(point) - direct.subs(U, side)
             if sp.simplify(sp.expand_log(difference.rewrite(sp.exp).rewrite(sp.log))) != 0:
                 raise ArnnGenError(f"{shared} (e = exp(-|u|)) is not {direct} at u = {side}")
+    # The layer and its slope from one sigmoid s = sigmoid(u): y = log(s), d y / d u = 1 - s.
+    # Eager code on the CPU uses these (two cheap passes where torch's logsigmoid is one slow
+    # one), wherever s cannot underflow (the template's Note [Eager layers on the CPU]).
+    layer_sigmoid = sigmoid(U)
+    layer_of_sigmoid = sp.log(SHARED_SIGMOID)
+    slope_of_sigmoid = 1 - SHARED_SIGMOID
+    for shared, direct in ((layer_of_sigmoid, layer_of_input), (slope_of_sigmoid, slope_of_input)):
+        difference = (shared.subs(SHARED_SIGMOID, layer_sigmoid) - direct).rewrite(sp.exp)
+        if sp.simplify(sp.expand_log(difference, force=True)) != 0:
+            raise ArnnGenError(f"{shared} (s = sigmoid(u)) is not {direct}")
     return (
         ("layer_slope", slope),
         ("slope_z", factor_z),
@@ -480,6 +491,9 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
         ("layer_exp", layer_exp),
         ("layer_of_exp", layer_of_exp),
         ("slope_of_exp", slope_of_exp),
+        ("layer_sigmoid", layer_sigmoid),
+        ("layer_of_sigmoid", layer_of_sigmoid),
+        ("slope_of_sigmoid", slope_of_sigmoid),
     )
 
 

@@ -94,6 +94,121 @@ def test_sample_with_log_prob_and_its_fused_gradient(emitted, system, variant, k
         assert torch.allclose(fused[name], parameter.grad, rtol=1e-10, atol=1e-12), name
 
 
+def _layer_logsigmoid_calls(monkeypatch):
+    """A list that grows by one for each logsigmoid on a layer's [sign, sites, pairs, B]
+    tensor (not on the [B, N] logits of log Q, nor on the parameters' [sign, i, l])."""
+    calls, logsigmoid = [], torch.nn.functional.logsigmoid
+
+    def counted(u, *args, **kwargs):
+        if u.dim() >= 4:
+            calls.append(tuple(u.shape))
+        return logsigmoid(u, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "logsigmoid", counted)
+    return calls
+
+
+@pytest.mark.parametrize("variant, k", [("rs", 0), ("krsb", 1), ("krsb", 2)])
+def test_eager_layers_through_the_sigmoid_equal_logsigmoid(emitted, monkeypatch, variant, k):
+    """On the CPU the eager layers take log(sigmoid(u)) in place (Note [Eager layers on the
+    CPU]): sampling with log Q, its fused gradient pass, forward and log_prob with autograd
+    give the samples and numbers of the logsigmoid forms, which they do not call."""
+    module = emitted("sk", variant=variant, k=k, N=14, seed=4)
+    torch.manual_seed(4)
+    model = module.Model(dtype=torch.float64, init="random")
+    model.PAIRS_PER_BLOCK = 9  # several blocks, several sites in some of them
+    model._blocks = model._site_blocks()
+    assert model._through_sigmoid()
+    weights = torch.linspace(-1.0, 1.0, 256, dtype=torch.float64)
+
+    def run():
+        x, log_q = model.sample_with_log_prob(256, generator=torch.Generator().manual_seed(5))
+        model.zero_grad()
+        (weights * log_q).sum().backward()
+        fused = [p.grad.clone() for p in model._trained()]
+        model.zero_grad()
+        (weights * model.log_prob(x)).sum().backward()  # autograd through _Layer
+        autograd = [p.grad.clone() for p in model._trained()]
+        with torch.no_grad():
+            logits = model(x)
+        return x, [log_q.detach(), logits, *fused, *autograd]
+
+    calls = _layer_logsigmoid_calls(monkeypatch)
+    x, through = run()
+    assert calls == []
+    monkeypatch.setattr(model, "_through_sigmoid", lambda: False)
+    plain_x, plain = run()
+    assert calls  # the other forms did run
+    assert torch.equal(x, plain_x)
+    for got, expected in zip(through, plain, strict=True):
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-13)
+
+
+def _lowest_layer_input(model, x):
+    """The lowest layer input u = b + a z over every pair (i, l), sign and layer for the
+    spins x [B, N], computed directly in float64 (phi_{i,l} = h_l + sum_{s<i} J_{s,l} x_s)."""
+    J, h = model.J.double(), model.h.double()
+    terms = x.double()[:, :, None] * J  # [B, s, l]
+    phi = h + torch.cumsum(terms, 1) - terms  # [B, i, l]: sum over s < i
+    z, lowest = phi[:, None], math.inf  # [B, 1, i, l]
+    hidden = [p.double() for p in model._trained()[:-3]]
+    for a, b in zip(hidden[0::2], hidden[1::2], strict=True):
+        u = b + a * z  # [B, 2, i, l]
+        lowest = min(lowest, u.min().item())
+        z = torch.nn.functional.logsigmoid(u)
+    return lowest
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
+def test_through_sigmoid_only_where_no_layer_input_can_underflow(emitted, scale):
+    """Whenever the model allows the sigmoid forms, no layer input of any pair (masked ones
+    too) falls below log(tiny) for any of the 2^N spin configurations; parameters that can
+    push one below turn them off."""
+    module = emitted("sk", variant="krsb", k=2, N=9, seed=6)
+    model = module.Model(dtype=torch.float32)
+    generator = torch.Generator().manual_seed(int(scale * 10))
+    with torch.no_grad():
+        for parameter in model._trained():
+            parameter.normal_(0.0, scale, generator=generator)
+    lowest = _lowest_layer_input(model, all_configurations(9))
+    limit = math.log(torch.finfo(torch.float32).tiny)
+    # sound, and at these scales not loose either: off only where some input does underflow
+    assert model._through_sigmoid() == (lowest >= limit)
+    # made tight: one pair's inner layer input reaches the bound but for the term of the
+    # sites s >= i, which phi_{i,l} leaves out; its outer layers pass a constant on
+    model = module.Model(dtype=torch.float32)
+    i, l = 8, 3
+    spins = torch.ones(1, 9)
+    spins[0, :i] = -torch.sign(model.J[:i, l])  # phi_{i,l} = h_l - sum_{s<i} |J_{s,l}|
+    for margin, allowed in ((0.5, True), (-0.5, False)):
+        with torch.no_grad():
+            model.a3[0, i, l], model.a2[0, i, l], model.a1[0, i, l] = 1.0, 0.0, 0.0
+            model.b3[0, i, l] = limit + margin + model.J[:, l].abs().sum()
+        assert model._through_sigmoid() == allowed
+        expected = limit + margin + model.J[i:, l].abs().sum().item()
+        assert _lowest_layer_input(model, spins) == pytest.approx(expected, abs=1e-4)
+
+
+def test_underflowing_layer_input_takes_logsigmoid(emitted, monkeypatch):
+    """A pair whose inner layer input is about -150 in float32 (sigmoid(u) = 0 there) turns
+    the sigmoid forms off, and log_prob stays that of the float64 model; forced on, the
+    outer layer (a1 < 0) would read -inf as its input and give a wrong log_prob."""
+    module = emitted("sk", variant="krsb", k=1, N=8, seed=7)
+    model = module.Model(dtype=torch.float32)
+    with torch.no_grad():
+        model.b2[0, 2, 5] = -150.0
+        model.a1[0, 2, 5] = -0.01
+    assert not model._through_sigmoid()
+    x = model.sample(256, generator=torch.Generator().manual_seed(8))
+    reference = copy.deepcopy(model).double()
+    assert reference._through_sigmoid()  # float64 holds sigmoid(-150)
+    expected = reference.log_prob(x.double())
+    assert torch.allclose(model.log_prob(x).double(), expected, rtol=1e-5, atol=1e-4)
+    monkeypatch.setattr(model, "_through_sigmoid", lambda: True)
+    assert (model.log_prob(x).double() - expected).abs().max() > 1
+
+
 def test_fused_backward_refuses_parameters_changed_since_sampling(emitted):
     module = emitted("sk", variant="rs", N=6, seed=0)
     model = module.Model(dtype=torch.float64)
@@ -204,6 +319,7 @@ def test_cuda(emitted):
     model = module.Model(device="cuda")
     x = model.sample(8)
     assert x.is_cuda and model.log_prob(x).is_cuda
+    assert not model._through_sigmoid()  # one logsigmoid kernel per layer on CUDA
 
 
 def _cuda_pair(module, **options):
@@ -369,19 +485,27 @@ def test_deepcopy(emitted):
     assert torch.equal(copied.sample(16, generator=torch.Generator().manual_seed(0)), x)
 
 
-def test_layer_backward_matches_finite_differences(emitted):
-    """The memory-saving layer's SymPy-printed derivatives are right, broadcasting included."""
+@pytest.mark.parametrize("through_sigmoid", [False, True])
+def test_layer_backward_matches_finite_differences(emitted, through_sigmoid):
+    """The memory-saving layer's SymPy-printed derivatives are right, broadcasting included;
+    its output is logsigmoid(b + a z), through the sigmoid to the precision of the dtype."""
     module = emitted("sk", variant="krsb", k=1, N=5)
     generator = torch.Generator().manual_seed(0)
 
     def tensor(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
 
+    def layer(z, a, b):
+        return module._Layer.apply(z, a, b, through_sigmoid)
+
     inputs = (tensor(1, 3, 4), tensor(2, 1, 4), tensor(2, 1, 4))
-    assert torch.autograd.gradcheck(module._Layer.apply, inputs)
+    assert torch.autograd.gradcheck(layer, inputs)
     z, a, b = inputs
+    before = [t.detach().clone() for t in inputs]
     expected = torch.nn.functional.logsigmoid(b + a * z)
-    assert torch.allclose(module._Layer.apply(z, a, b), expected, rtol=0, atol=0)
+    tolerance = 1e-15 if through_sigmoid else 0
+    assert torch.allclose(layer(z, a, b), expected, rtol=0, atol=tolerance)
+    assert all(map(torch.equal, inputs, before))  # none overwritten
 
 
 @pytest.mark.slow

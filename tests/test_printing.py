@@ -358,3 +358,53 @@ def test_log_binomial_of_integer_symbols_stays_lgamma():
         "torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(-k + n + 1)"
     )
     assert torch_code(sp.log(sp.factorial(n))) == "torch.lgamma(n + 1)"
+
+
+# -- in place (Note [In-place]) -------------------------------------------------------------
+
+u, s, z = sp.symbols("u s z")
+
+IN_PLACE = [
+    (b + a * z, frozenset(), "(a * z).add_(b)"),
+    (sigmoid(u), frozenset({u}), "u.sigmoid_()"),
+    (sp.log(sigmoid(u)), frozenset({u}), "u.sigmoid_().log_()"),
+    (sp.log(s), frozenset({s}), "s.log_()"),
+    (1 - s, frozenset({s}), "s.neg_().add_(1)"),
+    (2 * sp.exp(u) - b, frozenset({u}), "u.exp_().mul_(2).sub_(b)"),
+    # nothing listed: functions of bare symbols make new tensors, which the rest overwrites
+    (1 - sigmoid(u), frozenset(), "torch.sigmoid(u).neg_().add_(1)"),
+    (sp.log(s), frozenset(), "torch.log(s)"),
+    (a * b, frozenset({a}), "a * b"),
+]
+
+
+@pytest.mark.parametrize("expr, in_place, expected", IN_PLACE, ids=[str(e[0]) for e in IN_PLACE])
+def test_in_place_strings(expr, in_place, expected):
+    assert torch_code(expr, in_place=in_place) == expected
+
+
+@pytest.mark.parametrize("expr, in_place, expected", IN_PLACE, ids=[str(e[0]) for e in IN_PLACE])
+def test_in_place_code_computes_the_formula_and_keeps_the_other_inputs(expr, in_place, expected):
+    """The in-place code gives the plain code's numbers, and writes to no input but the
+    ones listed."""
+    generator = torch.Generator().manual_seed(0)
+    symbols = sorted(expr.free_symbols, key=str)
+    values = {sym: torch.rand(3, 5, generator=generator, dtype=torch.float64) for sym in symbols}
+    if b in values:  # b broadcasts against the in-place receiver
+        values[b] = values[b][:1]
+
+    def run(code):
+        inputs = {sym.name: value.clone() for sym, value in values.items()}
+        return eval(code, {"torch": torch, "math": math, **inputs}), inputs
+
+    plain, _ = run(torch_code(expr))
+    result, inputs = run(torch_code(expr, in_place=in_place))
+    torch.testing.assert_close(result, plain, rtol=1e-15, atol=1e-15)
+    for sym in symbols:
+        if sym not in in_place:
+            assert torch.equal(inputs[sym.name], values[sym]), sym
+
+
+def test_in_place_refuses_a_symbol_used_twice():
+    with pytest.raises(ArnnGenError, match="occurs more than once"):
+        torch_code(u * sigmoid(u), in_place=frozenset({u}))
