@@ -113,18 +113,20 @@ def _layer(z, a, b, through_sigmoid):
     each operation overwriting the tensor of the one before (Note [Eager layers on the CPU]).
 
     Note [Eager layers on the CPU]
-        torch's logsigmoid evaluates about 1.5e9 numbers per second on the 2-core CPU of
-        benchmarks/ (float32; 6e8 in float64), its sigmoid 5.6e9 and its log 8.9e9; and
-        torch.addcmul(b, a, z) with a and b broadcast over the batch runs element by
-        element, where a * z and an in-place add_ of b are vectorised (4.2e9 against 9e9).
-        So eager code on the CPU takes y = log(sigmoid(u)) and the slope d y / d u =
-        1 - sigmoid(u) from one sigmoid, in place (forms printed from SymPy, which checks
-        them against logsigmoid): the SK_1RSB training step at N = 200 took 0.45 s instead
-        of 0.67 s (benchmarks/RESULTS.md). log(sigmoid(u)) is accurate to the precision of
-        the dtype until sigmoid(u) underflows (u < -88.7 in float32, -709.8 in float64,
-        where it gives -inf); Model._through_sigmoid allows it only when no layer input can
-        fall below log(tiny) for any spins, else (and on other devices, where logsigmoid is
-        one kernel and memory-bound) the layers take logsigmoid as before.
+        On the 2-core CPU of benchmarks/ (benchmarks/eager_kernels.py, a block of 128
+        pairs and B = 2000), torch's logsigmoid evaluates 1.5e9 numbers per second in
+        float32 (6e8 in float64), its sigmoid 5.7e9 and its log 8.8e9; torch.addcmul(b, a,
+        z) with a and b broadcast over the batch runs at 4.3e9 in float32, a * z with an
+        in-place add_ of b at 9.7e9. So eager code on the CPU takes y = log(sigmoid(u))
+        and the slope d y / d u = 1 - sigmoid(u) from one sigmoid, in place (forms printed
+        from SymPy, which checks them against logsigmoid): a whole layer runs at 2.3e9
+        instead of 1.1e9 (float32; 8.5e8 instead of 4.9e8 in float64), and the SK_1RSB
+        training step at N = 200 takes about two thirds of the time (benchmarks/RESULTS.md).
+        log(sigmoid(u)) is accurate to the precision of the dtype until sigmoid(u)
+        underflows (u < -88.7 in float32, -709.8 in float64, where it gives -inf);
+        Model._through_sigmoid allows it only when no layer input can fall below log(tiny)
+        for any spins, else (and on other devices, where logsigmoid is one kernel and
+        memory-bound) the layers take logsigmoid as before.
     """
     if through_sigmoid:
         u = (a * z).add_(b)
