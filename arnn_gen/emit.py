@@ -58,13 +58,15 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
 FUSED_MULTIPLY_ADD = frozenset({"layer_input"})
 
 #: Formulas also printed with each operation overwriting the tensor of the one before (Note
-#: [In-place] in printing.py), as ``<name>_in_place``, with the symbols each may overwrite:
-#: the replica layers of eager code on the CPU, where every pass over memory counts.
+#: [In-place] in printing.py): printed name -> (formula, the symbols it may overwrite). The
+#: replica layers of eager code on the CPU, where every pass over memory counts; the layer
+#: input overwrites z where z is a layer's output no longer needed (not the fields phi).
 IN_PLACE = {
-    "layer_input": frozenset(),
-    "layer_sigmoid": frozenset({U}),
-    "layer_of_sigmoid": frozenset({SHARED_SIGMOID}),
-    "slope_of_sigmoid": frozenset({SHARED_SIGMOID}),
+    "layer_input_in_place": ("layer_input", frozenset()),
+    "layer_input_over_z": ("layer_input", frozenset({Z})),
+    "layer_sigmoid_in_place": ("layer_sigmoid", frozenset({U})),
+    "layer_of_sigmoid_in_place": ("layer_of_sigmoid", frozenset({SHARED_SIGMOID})),
+    "slope_of_sigmoid_in_place": ("slope_of_sigmoid", frozenset({SHARED_SIGMOID})),
 }
 
 
@@ -98,10 +100,11 @@ def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
         )
         for name, expr in ir.formulas
     }
-    for name, expr in ir.formulas:
-        if name in IN_PLACE:
-            printed[f"{name}_in_place"] = torch_code(
-                expr, symbol_names=SYMBOL_NAMES, in_place=IN_PLACE[name]
+    formulas = dict(ir.formulas)
+    for printed_name, (name, overwritten) in IN_PLACE.items():
+        if name in formulas:
+            printed[printed_name] = torch_code(
+                formulas[name], symbol_names=SYMBOL_NAMES, in_place=overwritten
             )
     for spec in ir.parameters:
         if spec.role != "fixed":  # fixed values come from the formulas, evaluated in place

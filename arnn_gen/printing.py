@@ -38,15 +38,17 @@ Note [In-place]
     With ``in_place`` (a set of symbols, possibly empty) the formula prints so that each
     operation overwrites the tensor the one before it made: ``log(sigmoid(u))`` with
     ``in_place={u}`` as ``u.sigmoid_().log_()``, ``1 - s`` with ``{s}`` as
-    ``s.neg_().add_(1)``, ``b + a z`` as ``(a * z).add_(b)``. Eager torch code then makes
+    ``s.neg_().add_(1)``, ``b + a z`` as ``(a * z).add_(b)``, or with ``{z}`` as
+    ``z.mul_(a).add_(b)`` (no new tensor at all). Eager torch code then makes
     one new tensor per formula instead of one per operation; on the CPU, where each pass
     over a cache-sized block costs about as much as its arithmetic, that is up to twice
     as fast (benchmarks/RESULTS.md). The symbols listed may be overwritten: each must
     occur at most once, and stand for a tensor the caller no longer needs. Sums, products
     and functions of other symbols make new tensors, which the next operation overwrites;
     a bare symbol that is not listed is never written to. Operands overwritten must be
-    tensors (Note [Tensors and floats]), and a sum's in-place receiver must already have
-    the sum's shape (``a * z`` above has it where b broadcasts against it).
+    tensors (Note [Tensors and floats]), and an in-place receiver must already have the
+    result's shape (``a * z`` above has it where b broadcasts against it, and ``z`` where a
+    does).
 
 Note [Layout]
     Operators are spaced the way ``ruff format`` (and black) write them (``2 * x``,
@@ -486,6 +488,11 @@ class TorchPrinter(PythonCodePrinter):
                 if coefficient == -1:
                     return f"{self._receiver(rest)}.neg_()"
                 return f"{self._receiver(rest)}.mul_({self._print(coefficient)})"
+            holders = [f for f in expr.as_ordered_factors() if f.free_symbols & self.in_place]
+            if coefficient == 1 and holders:  # z * a with z listed: z.mul_(a)
+                others = list(expr.as_ordered_factors())
+                others.remove(holders[0])
+                return f"{self._receiver(holders[0])}.mul_({self._print(sp.Mul(*others))})"
         return self._print(expr)
 
     def _in_place_add(self, expr: sp.Add) -> str:

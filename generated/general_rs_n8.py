@@ -106,9 +106,10 @@ def _system(J, h, N):
 _compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
 
 
-def _layer(z, a, b, through_sigmoid):
+def _layer(z, a, b, through_sigmoid, overwrite=False):
     """y = logsigmoid(b + a z) in eager code; with ``through_sigmoid``, as log(sigmoid(u)),
-    each operation overwriting the tensor of the one before (Note [Eager layers on the CPU]).
+    each operation overwriting the tensor of the one before (Note [Eager layers on the CPU]),
+    and with ``overwrite`` also z (the output of the layer below, when nothing keeps it).
 
     Note [Eager layers on the CPU]
         On the 2-core CPU of benchmarks/ (benchmarks/eager_kernels.py, a block of 128
@@ -127,7 +128,7 @@ def _layer(z, a, b, through_sigmoid):
         memory-bound) the layers take logsigmoid as before.
     """
     if through_sigmoid:
-        u = (a * z).add_(b)
+        u = z.mul_(a).add_(b) if overwrite else (a * z).add_(b)
         s = u.sigmoid_()
         return s.log_()
     u = torch.addcmul(b, a, z)

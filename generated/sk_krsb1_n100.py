@@ -108,9 +108,10 @@ def _system(J, h, N):
 _compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
 
 
-def _layer(z, a, b, through_sigmoid):
+def _layer(z, a, b, through_sigmoid, overwrite=False):
     """y = logsigmoid(b + a z) in eager code; with ``through_sigmoid``, as log(sigmoid(u)),
-    each operation overwriting the tensor of the one before (Note [Eager layers on the CPU]).
+    each operation overwriting the tensor of the one before (Note [Eager layers on the CPU]),
+    and with ``overwrite`` also z (the output of the layer below, when nothing keeps it).
 
     Note [Eager layers on the CPU]
         On the 2-core CPU of benchmarks/ (benchmarks/eager_kernels.py, a block of 128
@@ -129,7 +130,7 @@ def _layer(z, a, b, through_sigmoid):
         memory-bound) the layers take logsigmoid as before.
     """
     if through_sigmoid:
-        u = (a * z).add_(b)
+        u = z.mul_(a).add_(b) if overwrite else (a * z).add_(b)
         s = u.sigmoid_()
         return s.log_()
     u = torch.addcmul(b, a, z)
@@ -405,7 +406,7 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
             u = torch.addcmul(b, a, z)
             z = torch.nn.functional.logsigmoid(u)
         elif not torch.is_grad_enabled():  # eager, no backward
-            z = _layer(z, a, b, through_sigmoid)
+            z = _layer(z, a, b, through_sigmoid, overwrite=True)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b, through_sigmoid)
         if _compiling():  # one reduction fused with the layers

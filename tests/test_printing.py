@@ -366,6 +366,8 @@ u, s, z = sp.symbols("u s z")
 
 IN_PLACE = [
     (b + a * z, frozenset(), "(a * z).add_(b)"),
+    (b + a * z, frozenset({z}), "z.mul_(a).add_(b)"),
+    (sp.exp(a * b * z), frozenset({z}), "z.mul_(a * b).exp_()"),
     (sigmoid(u), frozenset({u}), "u.sigmoid_()"),
     (sp.log(sigmoid(u)), frozenset({u}), "u.sigmoid_().log_()"),
     (sp.log(s), frozenset({s}), "s.log_()"),
@@ -374,7 +376,8 @@ IN_PLACE = [
     # nothing listed: functions of bare symbols make new tensors, which the rest overwrites
     (1 - sigmoid(u), frozenset(), "torch.sigmoid(u).neg_().add_(1)"),
     (sp.log(s), frozenset(), "torch.log(s)"),
-    (a * b, frozenset({a}), "a * b"),
+    (a * b, frozenset({a}), "a.mul_(b)"),
+    (a * b, frozenset(), "a * b"),
 ]
 
 
