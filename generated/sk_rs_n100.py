@@ -120,7 +120,7 @@ def _layer(z, a, b, through_sigmoid, overwrite=False):
         and the slope d y / d u = 1 - sigmoid(u) from one sigmoid, in place (forms printed
         from SymPy, which checks them against logsigmoid): a whole layer runs at 2.3e9
         instead of 1.1e9 (float32; 8.5e8 instead of 4.9e8 in float64), and the SK_1RSB
-        training step at N = 200 takes about two thirds of the time (benchmarks/RESULTS.md).
+        training step at N = 200 takes about 60 % of the time (benchmarks/RESULTS.md).
         log(sigmoid(u)) is accurate to the precision of the dtype until sigmoid(u)
         underflows (u < -88.7 in float32, -709.8 in float64, where it gives -inf);
         Model._through_sigmoid allows it only when no layer input can fall below log(tiny)
