@@ -509,15 +509,21 @@ def test_layer_backward_matches_finite_differences(emitted, through_sigmoid):
 
 
 @pytest.mark.slow
-def test_enable_compile_matches_eager(emitted):
+@pytest.mark.parametrize("through_sigmoid", [True, False])
+def test_enable_compile_matches_eager(emitted, monkeypatch, through_sigmoid):
     """The compiled forward, sampling step and fused gradient pass (inductor) give the eager
-    numbers; the gradient through the compiled forward too."""
+    numbers; the gradient through the compiled forward too. Compiled are the forms of the
+    layers through the sigmoid (the CPU) and the others (CUDA, or where the bound fails)."""
     module = emitted("sk", variant="krsb", k=1, N=9)
     torch.manual_seed(0)
     eager = module.Model(dtype=torch.float64, init="random")
     fused = module.Model(dtype=torch.float64)
     fused.load_state_dict(eager.state_dict())
     fused.enable_compile()
+    fused.EAGER_THROUGH_SIGMOID = ()  # compile forward and sampling here too
+    assert fused._through_sigmoid()
+    if not through_sigmoid:
+        monkeypatch.setattr(fused, "_through_sigmoid", lambda: False)
     x = eager.sample(32, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(fused.log_prob(x), eager.log_prob(x), rtol=0, atol=1e-12)
     phi = torch.randn(9, 32, dtype=torch.float64)  # site-major, as in sample()
@@ -539,6 +545,38 @@ def test_enable_compile_matches_eager(emitted):
         assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
     samples = fused.sample(64, generator=torch.Generator().manual_seed(2))
     assert samples.shape == (64, 9)
+
+
+def test_compiled_forward_and_sampling_stay_eager_through_the_sigmoid(emitted, monkeypatch):
+    """After enable_compile(), where the layers take the sigmoid forms (the CPU), forward
+    and the sampling step run their eager code and only the gradient pass its compiled
+    one; with the other forms, or EAGER_THROUGH_SIGMOID emptied, all three compile."""
+    module = emitted("sk", variant="krsb", k=1, N=8, seed=2)
+    model = module.Model(dtype=torch.float64, init="random").enable_compile()
+    calls = []
+
+    def recording(name, eager):
+        return lambda *args: calls.append(name) or eager(*args)
+
+    eager = {"block": model._block_logits, "sample_step": model._sample_step}
+    eager["grads"] = model._block_grads
+    model._compiled = {name: recording(name, function) for name, function in eager.items()}
+
+    def run():
+        calls.clear()
+        x, log_q = model.sample_with_log_prob(16, generator=torch.Generator().manual_seed(0))
+        log_q.sum().backward()
+        with torch.no_grad():
+            model.log_prob(x)
+        return set(calls)
+
+    assert model._through_sigmoid()
+    assert run() == {"grads"}
+    model.EAGER_THROUGH_SIGMOID = ()
+    assert run() == {"block", "sample_step", "grads"}
+    model.EAGER_THROUGH_SIGMOID = module.Model.EAGER_THROUGH_SIGMOID
+    monkeypatch.setattr(model, "_through_sigmoid", lambda: False)
+    assert run() == {"block", "sample_step", "grads"}
 
 
 def test_compile_options_turn_off_the_coalesce_tiling_analysis(emitted):
@@ -584,6 +622,7 @@ def test_compiled_functions_generate_code_without_the_coalesce_analysis(emitted,
     torch._dynamo.reset()
     module = emitted("sk", variant="krsb", k=1, N=7, seed=3)
     model = module.Model(dtype=torch.float64, init="random").enable_compile()
+    model.EAGER_THROUGH_SIGMOID = ()  # compile forward and sampling on the CPU too
     x, log_q = model.sample_with_log_prob(8, generator=torch.Generator().manual_seed(0))
     log_q.sum().backward()  # the gradient pass
     model.log_prob(x).sum().backward()  # forward with autograd, then its backward
@@ -603,6 +642,7 @@ def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeyp
     model = module.Model(dtype=torch.float64, init="random")
     reference = copy.deepcopy(model)
     model.enable_compile()
+    model.EAGER_THROUGH_SIGMOID = ()  # every function compiled, on the CPU too
 
     def broken(*args):
         raise AssertionError("get_pw_red_splits")
@@ -637,6 +677,7 @@ def test_compiled_functions_keep_few_graphs(emitted):
     model._blocks = model._site_blocks()
     assert {end - first for first, end in model._blocks} >= {1, 2, 3}
     model.enable_compile()
+    model.EAGER_THROUGH_SIGMOID = ()  # every function compiled, on the CPU too
     warnings = []
 
     class Record(logging.Handler):
