@@ -421,14 +421,14 @@ class CurieWeissRS(torch.nn.Module):
         the eager code. Inductor plans the memory of the fused backward itself. Where the
         layers take the sigmoid forms (the CPU), forward and the sampling step stay eager
         (EAGER_THROUGH_SIGMOID). ``options`` go to torch.compile (_compile_options)."""
-        options = self._compile_options(options)
+        options = {"dynamic": True, **self._compile_options(options)}  # see _call
         self._limit_name = "recompile_limit"  # see _call; cache_size_limit in older torch
         if not hasattr(torch._dynamo.config, self._limit_name):
             self._limit_name = "cache_size_limit"
         self._compiled = {
-            "block": torch.compile(self._block_logits, dynamic=True, **options),
-            "sample_step": torch.compile(self._sample_step, dynamic=True, **options),
-            "grads": torch.compile(self._block_grads, dynamic=True, **options),
+            "block": torch.compile(self._block_logits, **options),
+            "sample_step": torch.compile(self._sample_step, **options),
+            "grads": torch.compile(self._block_grads, **options),
         }
         return self
 

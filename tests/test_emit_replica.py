@@ -600,6 +600,18 @@ def test_compile_options_turn_off_the_coalesce_tiling_analysis(emitted):
         assert options(kept) == kept
 
 
+def test_enable_compile_passes_dynamic_through(emitted, monkeypatch):
+    """enable_compile() compiles with symbolic sizes (dynamic=True) unless told otherwise;
+    dynamic=False reaches torch.compile instead of clashing with it."""
+    model = emitted("sk", variant="krsb", k=1, N=6).Model()
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda function, **options: calls.append(options))
+    model.enable_compile()
+    model.enable_compile(dynamic=False, fullgraph=True)
+    assert [call["dynamic"] for call in calls] == [True] * 3 + [False] * 3
+    assert all(call["fullgraph"] for call in calls[3:])
+
+
 @pytest.mark.slow
 def test_compiled_functions_generate_code_without_the_coalesce_analysis(emitted, monkeypatch):
     """The option reaches inductor's code generation of every compiled function (forward
