@@ -175,8 +175,14 @@ def test_through_sigmoid_only_where_no_layer_input_can_underflow(emitted, scale)
     limit = math.log(torch.finfo(torch.float32).tiny)
     # sound, and at these scales not loose either: off only where some input does underflow
     assert model._through_sigmoid() == (lowest >= limit)
-    # made tight: one pair's inner layer input reaches the bound but for the term of the
-    # sites s >= i, which phi_{i,l} leaves out; its outer layers pass a constant on
+
+
+def test_through_sigmoid_bound_is_reached(emitted):
+    """One pair's inner layer input made to reach the bound (but for the term of the sites
+    s >= i, which phi_{i,l} leaves out; its outer layers pass a constant on): the sigmoid
+    forms are allowed half a unit above log(tiny) and refused half a unit below."""
+    module = emitted("sk", variant="krsb", k=2, N=9, seed=6)
+    limit = math.log(torch.finfo(torch.float32).tiny)
     model = module.Model(dtype=torch.float32)
     i, l = 8, 3
     spins = torch.ones(1, 9)
