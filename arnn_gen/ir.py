@@ -464,23 +464,15 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
     layer_exp = sp.exp(-sp.Abs(U))
     layer_of_exp = (U - sp.Abs(U)) / 2 - log1p(SHARED_EXP)
     slope_of_exp = sp.Piecewise((SHARED_EXP, U > 0), (1, True)) / (1 + SHARED_EXP)
-    p = sp.Symbol("p", positive=True)
-    for side in (p, -p, sp.S.Zero):
-        point = {U: side, SHARED_EXP: layer_exp.subs(U, side)}
-        for shared, direct in ((layer_of_exp, layer_of_input), (slope_of_exp, slope_of_input)):
-            difference = shared.subs(point) - direct.subs(U, side)
-            if sp.simplify(sp.expand_log(difference.rewrite(sp.exp).rewrite(sp.log))) != 0:
-                raise ArnnGenError(f"{shared} (e = exp(-|u|)) is not {direct} at u = {side}")
+    direct = (layer_of_input, slope_of_input)
+    _check_shared_forms(SHARED_EXP, layer_exp, (layer_of_exp, slope_of_exp), direct)
     # The layer and its slope from one sigmoid s = sigmoid(u): y = log(s), d y / d u = 1 - s.
     # Eager code on the CPU uses these (two cheap passes where torch's logsigmoid is one slow
     # one), wherever s cannot underflow (the template's Note [Eager layers on the CPU]).
     layer_sigmoid = sigmoid(U)
     layer_of_sigmoid = sp.log(SHARED_SIGMOID)
     slope_of_sigmoid = 1 - SHARED_SIGMOID
-    for shared, direct in ((layer_of_sigmoid, layer_of_input), (slope_of_sigmoid, slope_of_input)):
-        difference = (shared.subs(SHARED_SIGMOID, layer_sigmoid) - direct).rewrite(sp.exp)
-        if sp.simplify(sp.expand_log(difference, force=True)) != 0:
-            raise ArnnGenError(f"{shared} (s = sigmoid(u)) is not {direct}")
+    _check_shared_forms(SHARED_SIGMOID, layer_sigmoid, (layer_of_sigmoid, slope_of_sigmoid), direct)
     return (
         ("layer_slope", slope),
         ("slope_z", factor_z),
@@ -495,6 +487,19 @@ def _layer_derivatives(layer: sp.Expr) -> tuple[tuple[str, sp.Expr], ...]:
         ("layer_of_sigmoid", layer_of_sigmoid),
         ("slope_of_sigmoid", slope_of_sigmoid),
     )
+
+
+def _check_shared_forms(shared, value, forms, direct) -> None:
+    """SymPy's check that ``forms`` (a layer's output and slope written through ``shared``,
+    which stands for ``value``, a function of u) equal ``direct`` (the same as functions of
+    u), on either side of u = 0."""
+    p = sp.Symbol("p", positive=True)
+    for side in (p, -p, sp.S.Zero):
+        point = {U: side, shared: value.subs(U, side)}
+        for form, reference in zip(forms, direct, strict=True):
+            difference = (form.subs(point) - reference.subs(U, side)).rewrite(sp.exp)
+            if sp.simplify(sp.expand_log(difference.rewrite(sp.log), force=True)) != 0:
+                raise ArnnGenError(f"{form} ({shared} = {value}) is not {reference} at u = {side}")
 
 
 def _h2arnn_parts(reduction: Reduction):

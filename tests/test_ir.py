@@ -96,3 +96,17 @@ def test_names():
     assert module_name("general", "rs", 8, 0) == "general_rs_n8"
     assert class_name("sk", "SK_2RSB") == "SherringtonKirkpatrick2RSB"
     assert class_name("general", "H2ARNN") == "GeneralH2ARNN"
+
+
+def test_shared_forms_of_the_layer_are_checked_by_sympy():
+    """The layer and its slope written through exp(-|u|) or sigmoid(u) are checked against
+    logsigmoid(u) and its slope; a wrong form is refused."""
+    from arnn_gen import ir
+    from arnn_gen.functions import logsigmoid, sigmoid
+
+    u, s = ir.U, ir.SHARED_SIGMOID
+    direct = (logsigmoid(u), sp.diff(logsigmoid(u), u))
+    ir._check_shared_forms(s, sigmoid(u), (sp.log(s), 1 - s), direct)
+    for wrong in ((sp.log(s) + 1, 1 - s), (sp.log(s), s)):
+        with pytest.raises(ArnnGenError, match="is not"):
+            ir._check_shared_forms(s, sigmoid(u), wrong, direct)
