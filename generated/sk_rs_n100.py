@@ -373,7 +373,7 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
                 u = b + (a * z_low).clamp(max=0)
             if not bool((u >= lowest).all()):
                 return False
-            z_low = torch.nn.functional.logsigmoid(u)
+            z_low = torch.nn.functional.logsigmoid(u)  # the layer's output at its lowest input
         return True
 
     @staticmethod
@@ -395,11 +395,9 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         ``through_sigmoid`` from _tensors."""
         z = phi.unsqueeze(0)  # [1, ..., L, B]
         a, b = hidden[0], hidden[1]
-        if _compiling():  # the plain forms, which inductor fuses
-            u = torch.addcmul(b, a, z)
-            z = torch.nn.functional.logsigmoid(u)
-        elif not torch.is_grad_enabled():  # eager, no backward
-            z = _layer(z, a, b, through_sigmoid)
+        if _compiling() or not torch.is_grad_enabled():  # compiled: the plain forms, fused
+            sigmoid = through_sigmoid and not _compiling()  # eager: as _tensors found
+            z = _layer(z, a, b, sigmoid)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b, through_sigmoid)
         if _compiling():  # one reduction fused with the layers
