@@ -342,16 +342,17 @@ class CurieWeiss1RSB(torch.nn.Module):
     def _tensors(self):
         """What the block and site functions read, as whole tensors: the couplings J [N, N],
         the mask l > i [N, N], the residual weight and bias [N] and the hidden-layer
-        parameters [2, N, N] as in _trained; then whether their eager layers go through
-        the sigmoid (_through_sigmoid). Those functions cut their rows and columns out
-        with narrow: views at offsets that change from call to call, passed as inputs, would
-        make dynamo compile them again for many of the calls (enable_compile)."""
+        parameters stacked, [P, 2, N, N] in the order of _trained; then whether their eager
+        layers go through the sigmoid (_through_sigmoid). Those functions cut their rows and
+        columns out themselves: views at offsets that change from call to call, passed as
+        inputs, would make dynamo compile them again for many of the calls (enable_compile).
+        Stacked, the parameters of a block or a site are one view (_hidden)."""
         return (
             self.J,
             self.later,
             self.residual_weight,
             self.residual_bias,
-            self._trained()[:-2],
+            torch.stack(self._trained()[:-2]),
             self._through_sigmoid(),
         )
 
@@ -386,33 +387,32 @@ class CurieWeiss1RSB(torch.nn.Module):
     def _hidden(hidden, first, count, later_first, later_count):
         """The hidden-layer parameters (a_{k+1}, b_{k+1}, ..., a_1, b_1, a_0), innermost layer
         first, of the pairs (i, l) with first <= i < first + count and later_first <= l <
-        later_first + later_count, from the whole [2, N, N] tensors ``hidden``: each
+        later_first + later_count, from the stacked [P, 2, N, N] ``hidden`` of _tensors: each
         [2, count, later_count, 1], a trailing axis to broadcast over the batch (every block
         of fields is held batch-last)."""
-        return tuple(
-            parameter.narrow(1, first, count).narrow(2, later_first, later_count).unsqueeze(-1)
-            for parameter in hidden
-        )
+        pairs = hidden.narrow(2, first, count).narrow(3, later_first, later_count)
+        return pairs.unsqueeze(-1).unbind(0)
 
     def _log_rho(self, phi, hidden, weight, through_sigmoid):
         """log rho^{+-} [2, ..., B] = sum_l a0 g(phi_{i,l}) (PHYSICS.md section 4) from the
         fields phi [..., L, B] of some pairs (i, l), their parameters ``hidden`` (from
         _hidden) and the output weight [2, ..., L, 1]: a0, masked to the pairs l > i;
         ``through_sigmoid`` from _tensors."""
+        compiling = _compiling()
+        plain = compiling or not torch.is_grad_enabled()  # compiled: the plain forms, fused
+        sigmoid = through_sigmoid and not compiling  # eager: as _tensors found
         z = phi.unsqueeze(0)  # [1, ..., L, B]
         a, b = hidden[0], hidden[1]
-        if _compiling() or not torch.is_grad_enabled():  # compiled: the plain forms, fused
-            sigmoid = through_sigmoid and not _compiling()  # eager: as _tensors found
+        if plain:
             z = _layer(z, a, b, sigmoid)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b, through_sigmoid)
         a, b = hidden[2], hidden[3]
-        if _compiling() or not torch.is_grad_enabled():  # compiled: the plain forms, fused
-            sigmoid = through_sigmoid and not _compiling()  # eager: as _tensors found
+        if plain:
             z = _layer(z, a, b, sigmoid, overwrite=True)
         else:  # eager with autograd: a backward pass that keeps only z and the output
             z = _Layer.apply(z, a, b, through_sigmoid)
-        if _compiling():  # one reduction fused with the layers
+        if compiling:  # one reduction fused with the layers
             a = weight
             return (a * z).sum(-2)
         # the output a0 z summed over l: one matrix-vector product per site
@@ -719,13 +719,13 @@ class CurieWeiss1RSB(torch.nn.Module):
         the rows l >= i) and the uniforms [N, B], the whole tensors (``parameters`` from
         _tensors): site i is a block of one site whose n = N - i - 1 pairs are l > i."""
         _, _, weight, bias, hidden, through_sigmoid = parameters
-        later = phi.shape[0] - site - 1
-        hidden = self._hidden(hidden, site, 1, site + 1, later)  # each [2, 1, n, 1]
-        phi_later = phi.narrow(0, site + 1, later).unsqueeze(0)  # [1, n, B]
-        log_rho = self._log_rho(phi_later, hidden, hidden[-1], through_sigmoid)  # [2, 1, B]
-        w, c = weight.narrow(0, site, 1).unsqueeze(-1), bias.narrow(0, site, 1).unsqueeze(-1)
-        logit = self._logit(phi.narrow(0, site, 1), w, c, log_rho)[0]  # [B]
-        uniform = uniforms.narrow(0, site, 1)[0]
+        later = phi.shape[0] - site - 1  # n
+        hidden = hidden.select(2, site).narrow(2, site + 1, later).unsqueeze(-1).unbind(0)
+        phi_later = phi.narrow(0, site + 1, later)  # [n, B]
+        log_rho = self._log_rho(phi_later, hidden, hidden[-1], through_sigmoid)  # [2, B]
+        w, c = weight.select(0, site), bias.select(0, site)
+        logit = self._logit(phi.select(0, site), w, c, log_rho)  # [B]
+        uniform = uniforms.select(0, site)
         return torch.where(uniform < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype), logit
 
     def _replay_draw(self, uniforms):
