@@ -1,11 +1,15 @@
 """Peak memory and time of SK_kRSB log_prob + backward (issue 3's memory target).
 
     python benchmarks/replica_memory.py [--N 200] [--batch 2000] [-k 1] [--threads 2]
+                                        [--through-forward]
 
 Emits the module into a temporary folder, then, in a fresh process (so that the peak
 resident set size belongs to this measurement alone), samples a batch, runs
 log_prob(x).mean().backward() once to warm up and then `--repeat` times, and prints the
-peak RSS and the median time as one JSON line. Numbers are recorded in benchmarks/RESULTS.md.
+peak RSS and the median time as one JSON line. log_prob with autograd (maximum-likelihood
+training, `fit`) takes the fused gradient pass; `--through-forward` measures instead
+autograd through forward, logsigmoid(x * model(x)).sum(-1), the path log_prob took before
+(and still takes with learn_couplings). Numbers are recorded in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ times = []
 for _ in range({repeat} + 1):
     model.zero_grad(set_to_none=True)
     start = time.perf_counter()
-    model.log_prob(x).mean().backward()
+    ({log_q}).mean().backward()
     times.append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"peak_rss_mib": peak / 1024, "rss_before_mib": before / 1024,
@@ -49,7 +53,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--through-forward", action="store_true")
     options = parser.parse_args()
+    log_q = (
+        "torch.nn.functional.logsigmoid(x * model(x)).sum(-1)"
+        if options.through_forward
+        else "model.log_prob(x)"
+    )
     stages = lower("sk", variant="krsb", N=options.N, k=options.k)
     with tempfile.TemporaryDirectory() as folder:
         path = write_module(stages.ir, stages.source, stages.hamiltonian, folder)
@@ -60,6 +70,7 @@ def main() -> None:
             dtype=options.dtype,
             batch=options.batch,
             repeat=options.repeat,
+            log_q=log_q,
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if done.returncode != 0:
@@ -72,6 +83,7 @@ def main() -> None:
         batch=options.batch,
         k=options.k,
         dtype=options.dtype,
+        log_q=log_q,
         threads=options.threads,
         torch=torch.__version__,
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),

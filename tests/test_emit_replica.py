@@ -17,6 +17,13 @@ from arnn_gen.exact import log_boltzmann
 from arnn_gen.simplify import LINEAR_REGIME_OFFSET
 
 
+def _autograd_log_prob(model, x):
+    """log Q(x) [B] through forward with autograd (the layers' own backward, _Layer): the
+    reference for the fused gradient pass that log_prob and sample_with_log_prob use."""
+    x = x.to(model._dtype())
+    return torch.nn.functional.logsigmoid(x * model(x)).sum(-1)
+
+
 @pytest.mark.parametrize("variant, k", [("rs", 0), ("krsb", 1), ("krsb", 2)])
 def test_normalised_and_autoregressive_at_random_parameters(emitted, variant, k):
     module = emitted("sk", variant=variant, k=k, N=10, seed=3)
@@ -88,7 +95,7 @@ def test_sample_with_log_prob_and_its_fused_gradient(emitted, system, variant, k
     (weights * log_q).sum().backward()
     fused = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
-    (weights * model.log_prob(x)).sum().backward()
+    (weights * _autograd_log_prob(model, x)).sum().backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad.abs().max() > 0, name  # a real comparison
         assert torch.allclose(fused[name], parameter.grad, rtol=1e-10, atol=1e-12), name
@@ -127,7 +134,7 @@ def test_eager_layers_through_the_sigmoid_equal_logsigmoid(emitted, monkeypatch,
         (weights * log_q).sum().backward()
         fused = [p.grad.clone() for p in model._trained()]
         model.zero_grad()
-        (weights * model.log_prob(x)).sum().backward()  # autograd through _Layer
+        (weights * _autograd_log_prob(model, x)).sum().backward()  # through _Layer
         autograd = [p.grad.clone() for p in model._trained()]
         with torch.no_grad():
             logits = model(x)
@@ -215,14 +222,63 @@ def test_underflowing_layer_input_takes_logsigmoid(emitted, monkeypatch):
     assert (model.log_prob(x).double() - expected).abs().max() > 1
 
 
-def test_fused_backward_refuses_parameters_changed_since_sampling(emitted):
+@pytest.mark.parametrize("source", ["sample_with_log_prob", "log_prob"])
+def test_fused_backward_refuses_parameters_changed_since_forward(emitted, source):
     module = emitted("sk", variant="rs", N=6, seed=0)
     model = module.Model(dtype=torch.float64)
-    _, log_q = model.sample_with_log_prob(16, generator=torch.Generator().manual_seed(0))
+    x, log_q = model.sample_with_log_prob(16, generator=torch.Generator().manual_seed(0))
+    if source == "log_prob":
+        log_q = model.log_prob(x)
     with torch.no_grad():
         model.a1.add_(0.1)  # as an optimizer step before backward would
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         log_q.sum().backward()
+
+
+@pytest.mark.parametrize("variant, k", [("rs", 0), ("krsb", 1), ("krsb", 2)])
+def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypatch, variant, k):
+    """log_prob with autograd (maximum-likelihood training) runs forward without autograd and
+    the fused gradient pass as its backward: the same log Q and the same gradients of every
+    trainable parameter as autograd through forward, without the layers' own backward; for
+    spins given as integers too. A gradient of the gradient is refused, not wrong."""
+    module = emitted("sk", variant=variant, k=k, N=13, seed=5)
+    torch.manual_seed(5)
+    model = module.Model(dtype=torch.float64, init="random")
+    model.PAIRS_PER_BLOCK = 10  # several blocks, several sites in some of them
+    model._blocks = model._site_blocks()
+    x = model.sample(200, generator=torch.Generator().manual_seed(6))
+    weights = torch.randn(200, dtype=torch.float64)
+    (weights * _autograd_log_prob(model, x)).sum().backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    layers = []
+    apply = module._Layer.apply
+    monkeypatch.setattr(module._Layer, "apply", lambda *args: layers.append(1) or apply(*args))
+    log_q = model.log_prob(x.to(torch.int8))
+    assert type(log_q.grad_fn).__name__.startswith("_FusedLogProb")
+    with torch.no_grad():
+        assert torch.allclose(log_q, model.log_prob(x), rtol=0, atol=1e-12)
+    (weights * log_q).sum().backward()
+    assert layers == []  # no autograd graph of the layers
+    for name, parameter in model.named_parameters():
+        assert expected[name].abs().max() > 0, name  # a real comparison
+        assert torch.allclose(parameter.grad, expected[name], rtol=1e-10, atol=1e-12), name
+    square = (model.log_prob(x) ** 2).sum()  # its backward pass gets a grad that has a graph
+    (grad,) = torch.autograd.grad(square, model.a0, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
+
+
+def test_log_prob_with_spins_that_require_a_gradient_takes_forwards_autograd(emitted):
+    module = emitted("sk", variant="krsb", k=1, N=8, seed=2)
+    torch.manual_seed(2)
+    model = module.Model(dtype=torch.float64, init="random")
+    x = model.sample(32, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    model.log_prob(x).sum().backward()
+    reference = x.detach().clone().requires_grad_()
+    _autograd_log_prob(model, reference).sum().backward()
+    assert x.grad.abs().max() > 0
+    assert torch.allclose(x.grad, reference.grad, rtol=1e-12, atol=1e-12)
 
 
 def test_sample_with_log_prob_without_autograd_and_with_learned_couplings(emitted):
@@ -539,8 +595,8 @@ def test_enable_compile_matches_eager(emitted, monkeypatch, through_sigmoid):
         got_spin, got_logit = fused._call("sample_step", None, phi, uniforms, i, eager._tensors())
         assert torch.allclose(got_logit, logit, rtol=0, atol=1e-12)
         assert torch.equal(got_spin, spin)
-    fused.log_prob(x).sum().backward()
-    eager.log_prob(x).sum().backward()
+    _autograd_log_prob(fused, x).sum().backward()  # through the compiled forward
+    _autograd_log_prob(eager, x).sum().backward()
     assert torch.allclose(fused.a1.grad, eager.a1.grad, rtol=1e-10, atol=1e-12)
     y = eager.log_prob(x)[:, None].expand(32, 9).detach() / 9  # any values in (-inf, 0)
     weights = torch.randn(32, dtype=torch.float64)
@@ -643,7 +699,7 @@ def test_compiled_functions_generate_code_without_the_coalesce_analysis(emitted,
     model.EAGER_THROUGH_SIGMOID = ()  # compile forward and sampling on the CPU too
     x, log_q = model.sample_with_log_prob(8, generator=torch.Generator().manual_seed(0))
     log_q.sum().backward()  # the gradient pass
-    model.log_prob(x).sum().backward()  # forward with autograd, then its backward
+    _autograd_log_prob(model, x).sum().backward()  # forward with autograd, then backward
     with torch.no_grad():
         model.log_prob(x)
     assert set(model._compiled) == {"block", "sample_step", "grads"}
@@ -673,14 +729,14 @@ def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeyp
     weights = torch.randn(16, dtype=torch.float64)
     with pytest.warns(UserWarning, match="torch.compile failed"):
         (log_q * weights).sum().backward()
-    (reference.log_prob(x) * weights).sum().backward()
+    (_autograd_log_prob(reference, x) * weights).sum().backward()
     for got, expected in zip(model.parameters(), reference.parameters(), strict=True):
         if expected.grad is not None:
             assert torch.allclose(got.grad, expected.grad, rtol=1e-10, atol=1e-12)
     layers = []
     monkeypatch.setattr(module._Layer, "apply", lambda *args: layers.append(args) or 0.0 * args[0])
     with pytest.warns(UserWarning, match="torch.compile failed"):
-        model.log_prob(x)  # forward with autograd, eagerly: through _Layer
+        model(x)  # forward with autograd, eagerly: through _Layer
     assert model._compiled == {} and layers
 
 
@@ -713,7 +769,8 @@ def test_compiled_functions_keep_few_graphs(emitted):
             generator = torch.Generator().manual_seed(batch)
             x, log_q = model.sample_with_log_prob(batch, generator=generator)
             log_q.sum().backward()  # the fused gradient pass
-            model.log_prob(x).sum().backward()  # forward with autograd
+            _autograd_log_prob(model, x).sum().backward()  # forward with autograd
+            model.log_prob(x).sum().backward()  # the fused gradient pass again
             with torch.no_grad():
                 model.log_prob(x)
         graphs = stats["unique_graphs"] - before
