@@ -6,7 +6,8 @@
 Emits the module into a temporary folder, then, in a fresh process (so that the peak
 resident set size belongs to this measurement alone), samples a batch, runs
 log_prob(x).mean().backward() once to warm up and then `--repeat` times, and prints the
-peak RSS and the median time as one JSON line. log_prob with autograd (maximum-likelihood
+peak RSS and the median time as one JSON line, with the allocator thresholds arnn-gen sets
+(arnn_gen/allocator.py). log_prob with autograd (maximum-likelihood
 training, `fit`) takes the fused gradient pass; `--through-forward` measures instead
 autograd through forward, logsigmoid(x * model(x)).sum(-1), the path log_prob took before
 (and still takes with learn_couplings). Numbers are recorded in benchmarks/RESULTS.md.
@@ -27,6 +28,8 @@ from arnn_gen.pipeline import lower
 MEASURE = r"""
 import json, resource, statistics, sys, time
 import torch
+from arnn_gen.allocator import keep_freed_memory
+keep_freed_memory()  # as arnn-gen fit does: Note [Freed memory and page faults]
 sys.path.insert(0, {folder!r})
 import {name} as module
 torch.set_num_threads({threads})

@@ -337,9 +337,10 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         autograd on, from forward without autograd and with the fused gradient pass as its
         backward pass (_FusedLogProb), as in sample_with_log_prob: maximum-likelihood
         training keeps no autograd graph of the layers (SK_1RSB, N = 200, B = 2000 on the
-        CPU of benchmarks/: log_prob with its backward pass 0.78 s through forward's graph,
-        0.49 s fused). Spins that require a gradient, and a learnable first layer
-        (learn_couplings), take forward's own autograd."""
+        CPU of benchmarks/: log_prob with its backward pass 0.48-0.51 s and a 0.33 GiB
+        process, against 0.82 s and 1.3 GiB through forward's graph; benchmarks/RESULTS.md).
+        Spins that require a gradient, and a learnable first layer (learn_couplings), take
+        forward's own autograd."""
         x = x.to(self._dtype())
         if x.requires_grad or isinstance(self.J, torch.nn.Parameter):
             return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
