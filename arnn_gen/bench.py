@@ -415,8 +415,8 @@ def _measure_compiled(model, batch: int, repeats: int, device: str) -> dict:
             with torch.no_grad():
                 x = model.sample(batch, generator=generator)
                 model.log_prob(x)
-            model.log_prob(x).sum().backward()
-            if hasattr(model, "sample_with_log_prob"):  # the fused backward compiles too
+            model.log_prob(x).sum().backward()  # the replica modules: the fused backward
+            if hasattr(model, "sample_with_log_prob"):
                 model.sample_with_log_prob(batch, generator=generator)[1].sum().backward()
             model.zero_grad(set_to_none=True)
             _synchronize(device)

@@ -165,7 +165,9 @@ class _FusedLogProb(torch.autograd.Function):
     training step needs no second forward pass, or by forward in log_prob); its backward
     pass is the model's fused gradient pass (_log_prob_grads), which recomputes the layers
     block by block instead of keeping an autograd graph of them. Gradients reach the
-    parameters of _trained, not the spins; a gradient of the gradient is refused."""
+    parameters of _trained, not the spins. A backward pass that must itself be
+    differentiable (create_graph=True: Hessian-vector products, gradient penalties) runs
+    forward again with autograd and differentiates that graph instead."""
 
     @staticmethod
     def forward(ctx, model, x, logits, *parameters):
@@ -176,10 +178,14 @@ class _FusedLogProb(torch.autograd.Function):
         return y.sum(-1)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors[:2]
-        return (None, None, None, *ctx.model._log_prob_grads(x, y, grad))
+        x, y, *parameters = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a gradient with a graph of its own
+            log_q = torch.nn.functional.logsigmoid(x * ctx.model.forward(x)).sum(-1)
+            grads = torch.autograd.grad(log_q, parameters, grad, create_graph=True)
+        else:
+            grads = ctx.model._log_prob_grads(x, y, grad)
+        return (None, None, None, *grads)
 
 
 class GeneralRS(torch.nn.Module):
@@ -333,14 +339,19 @@ class GeneralRS(torch.nn.Module):
         training keeps no autograd graph of the layers (SK_1RSB, N = 200, B = 2000 on the
         CPU of benchmarks/: log_prob with its backward pass 0.48-0.51 s and a 0.33 GiB
         process, against 0.82 s and 1.3 GiB through forward's graph; benchmarks/RESULTS.md).
-        Spins that require a gradient, and a learnable first layer (learn_couplings), take
+        Spins that require a gradient, and a first layer that does (learn_couplings), take
         forward's own autograd."""
         x = x.to(self._dtype())
-        if x.requires_grad or isinstance(self.J, torch.nn.Parameter):
+        if x.requires_grad or self._first_layer_learns():
             return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
         with torch.no_grad():
             logits = self.forward(x)
         return _FusedLogProb.apply(self, x, logits, *self._trained())
+
+    def _first_layer_learns(self):
+        """Whether the couplings or fields of the first layer take gradients (learn_couplings,
+        or made to by hand): the fused gradient pass holds them fixed."""
+        return self.J.requires_grad or self.h.requires_grad
 
     def energy(self, x):
         """H(x) [B] = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i of the system (PHYSICS.md 1)."""
@@ -678,7 +689,7 @@ class GeneralRS(torch.nn.Module):
         autograd on, its backward pass is the fused gradient pass _log_prob_grads. With a
         learnable first layer (learn_couplings) it is sample() followed by log_prob()."""
         x, logits = self._sample(batch_size, generator)
-        if isinstance(self.J, torch.nn.Parameter):
+        if self._first_layer_learns():
             return x, self.log_prob(x)
         return x, _FusedLogProb.apply(self, x, logits, *self._trained())
 

@@ -240,7 +240,8 @@ def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypat
     """log_prob with autograd (maximum-likelihood training) runs forward without autograd and
     the fused gradient pass as its backward: the same log Q and the same gradients of every
     trainable parameter as autograd through forward, without the layers' own backward; for
-    spins given as integers too. A gradient of the gradient is refused, not wrong."""
+    spins given as integers too. A gradient of the gradient (create_graph) is autograd's
+    through forward: Hessian-vector products come out right."""
     module = emitted("sk", variant=variant, k=k, N=13, seed=5)
     torch.manual_seed(5)
     model = module.Model(dtype=torch.float64, init="random")
@@ -248,7 +249,8 @@ def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypat
     model._blocks = model._site_blocks()
     x = model.sample(200, generator=torch.Generator().manual_seed(6))
     weights = torch.randn(200, dtype=torch.float64)
-    (weights * _autograd_log_prob(model, x)).sum().backward()
+    reference = _autograd_log_prob(model, x)
+    (weights * reference).sum().backward()
     expected = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
     layers = []
@@ -256,17 +258,41 @@ def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypat
     monkeypatch.setattr(module._Layer, "apply", lambda *args: layers.append(1) or apply(*args))
     log_q = model.log_prob(x.to(torch.int8))
     assert type(log_q.grad_fn).__name__.startswith("_FusedLogProb")
-    with torch.no_grad():
-        assert torch.allclose(log_q, model.log_prob(x), rtol=0, atol=1e-12)
+    assert torch.allclose(log_q, reference, rtol=0, atol=1e-12)
     (weights * log_q).sum().backward()
     assert layers == []  # no autograd graph of the layers
     for name, parameter in model.named_parameters():
         assert expected[name].abs().max() > 0, name  # a real comparison
         assert torch.allclose(parameter.grad, expected[name], rtol=1e-10, atol=1e-12), name
-    square = (model.log_prob(x) ** 2).sum()  # its backward pass gets a grad that has a graph
-    (grad,) = torch.autograd.grad(square, model.a0, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        grad.sum().backward()
+    monkeypatch.undo()
+    direction = torch.randn_like(model.a1)
+
+    def hessian_vector_product(log_prob):
+        model.zero_grad()
+        (grad,) = torch.autograd.grad((weights * log_prob(x)).sum(), model.a1, create_graph=True)
+        (grad * direction).sum().backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    expected = hessian_vector_product(lambda x: _autograd_log_prob(model, x))
+    got = hessian_vector_product(model.log_prob)
+    for name, value in expected.items():
+        assert value.abs().max() > 0, name
+        assert torch.allclose(got[name], value, rtol=1e-10, atol=1e-12), name
+
+
+def test_log_prob_with_a_first_layer_that_requires_a_gradient_takes_forwards_autograd(emitted):
+    """Couplings made to take a gradient by hand (not learn_couplings) get it from log_prob
+    and sample_with_log_prob: the fused gradient pass, which holds them fixed, is not used."""
+    module = emitted("sk", variant="krsb", k=1, N=8, seed=2)
+    model = module.Model(dtype=torch.float64)
+    model.J.requires_grad_()
+    x, log_q = model.sample_with_log_prob(32, generator=torch.Generator().manual_seed(3))
+    (log_q + model.log_prob(x)).sum().backward()
+    model_J_grad = model.J.grad.clone()
+    model.J.grad = None
+    (2 * _autograd_log_prob(model, x)).sum().backward()
+    assert model_J_grad.abs().max() > 0
+    assert torch.allclose(model_J_grad, model.J.grad, rtol=1e-12, atol=1e-12)
 
 
 def test_log_prob_with_spins_that_require_a_gradient_takes_forwards_autograd(emitted):
