@@ -183,7 +183,7 @@ class _FusedLogProb(torch.autograd.Function):
     def backward(ctx, grad):
         x, y, *parameters = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a gradient with a graph of its own
-            log_q = torch.nn.functional.logsigmoid(x * ctx.model.forward(x)).sum(-1)
+            log_q = ctx.model._log_prob_through_forward(x)
             grads = torch.autograd.grad(log_q, parameters, grad, create_graph=True)
         else:
             grads = ctx.model._log_prob_grads(x, y, grad)
@@ -349,10 +349,15 @@ class CurieWeiss1RSB(torch.nn.Module):
         forward's own autograd."""
         x = x.to(self._dtype())
         if x.requires_grad or self._first_layer_learns():
-            return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
+            return self._log_prob_through_forward(x)
         with torch.no_grad():
             logits = self.forward(x)
         return _FusedLogProb.apply(self, x, logits, *self._trained())
+
+    def _log_prob_through_forward(self, x):
+        """log Q(x) [B] with forward's own autograd, x in the model's dtype: gradients for
+        the spins and the first layer too, and a backward pass that can be differentiated."""
+        return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
 
     def _first_layer_learns(self):
         """Whether the couplings or fields of the first layer take gradients (learn_couplings,

@@ -1,4 +1,5 @@
-"""Helpers the model tests share: every configuration of N spins and their indices."""
+"""Helpers the model tests share: every configuration of N spins and their indices, the
+law of samples, and log Q through forward's own autograd."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def assert_sampled_law(model, x: torch.Tensor) -> None:
     frequency = torch.bincount(config_index(x.cpu()), minlength=2**N).double() / count
     sigma = (p * (1 - p) / count).sqrt()
     assert ((frequency - p).abs() < 5 * sigma + 1e-12).all(), (frequency, p)
+
+
+def log_prob_through_forward(model, x: torch.Tensor) -> torch.Tensor:
+    """log Q(x) [B] with autograd through forward: the reference for the replica modules'
+    fused gradient pass, which their log_prob and sample_with_log_prob take."""
+    x = x.to(model._dtype())
+    return torch.nn.functional.logsigmoid(x * model(x)).sum(-1)

@@ -10,18 +10,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from spins import all_configurations, assert_sampled_law
+from spins import all_configurations, assert_sampled_law, log_prob_through_forward
 
 from arnn_gen import systems
 from arnn_gen.exact import log_boltzmann
 from arnn_gen.simplify import LINEAR_REGIME_OFFSET
-
-
-def _autograd_log_prob(model, x):
-    """log Q(x) [B] through forward with autograd (the layers' own backward, _Layer): the
-    reference for the fused gradient pass that log_prob and sample_with_log_prob use."""
-    x = x.to(model._dtype())
-    return torch.nn.functional.logsigmoid(x * model(x)).sum(-1)
 
 
 @pytest.mark.parametrize("variant, k", [("rs", 0), ("krsb", 1), ("krsb", 2)])
@@ -95,7 +88,7 @@ def test_sample_with_log_prob_and_its_fused_gradient(emitted, system, variant, k
     (weights * log_q).sum().backward()
     fused = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
-    (weights * _autograd_log_prob(model, x)).sum().backward()
+    (weights * log_prob_through_forward(model, x)).sum().backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad.abs().max() > 0, name  # a real comparison
         assert torch.allclose(fused[name], parameter.grad, rtol=1e-10, atol=1e-12), name
@@ -134,7 +127,7 @@ def test_eager_layers_through_the_sigmoid_equal_logsigmoid(emitted, monkeypatch,
         (weights * log_q).sum().backward()
         fused = [p.grad.clone() for p in model._trained()]
         model.zero_grad()
-        (weights * _autograd_log_prob(model, x)).sum().backward()  # through _Layer
+        (weights * log_prob_through_forward(model, x)).sum().backward()  # through _Layer
         autograd = [p.grad.clone() for p in model._trained()]
         with torch.no_grad():
             logits = model(x)
@@ -249,7 +242,7 @@ def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypat
     model._blocks = model._site_blocks()
     x = model.sample(200, generator=torch.Generator().manual_seed(6))
     weights = torch.randn(200, dtype=torch.float64)
-    reference = _autograd_log_prob(model, x)
+    reference = log_prob_through_forward(model, x)
     (weights * reference).sum().backward()
     expected = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
@@ -273,7 +266,7 @@ def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypat
         (grad * direction).sum().backward()
         return {name: p.grad.clone() for name, p in model.named_parameters()}
 
-    expected = hessian_vector_product(lambda x: _autograd_log_prob(model, x))
+    expected = hessian_vector_product(lambda x: log_prob_through_forward(model, x))
     got = hessian_vector_product(model.log_prob)
     for name, value in expected.items():
         assert value.abs().max() > 0, name
@@ -290,7 +283,7 @@ def test_log_prob_with_a_first_layer_that_requires_a_gradient_takes_forwards_aut
     (log_q + model.log_prob(x)).sum().backward()
     model_J_grad = model.J.grad.clone()
     model.J.grad = None
-    (2 * _autograd_log_prob(model, x)).sum().backward()
+    (2 * log_prob_through_forward(model, x)).sum().backward()
     assert model_J_grad.abs().max() > 0
     assert torch.allclose(model_J_grad, model.J.grad, rtol=1e-12, atol=1e-12)
 
@@ -302,7 +295,7 @@ def test_log_prob_with_spins_that_require_a_gradient_takes_forwards_autograd(emi
     x = model.sample(32, generator=torch.Generator().manual_seed(3)).requires_grad_()
     model.log_prob(x).sum().backward()
     reference = x.detach().clone().requires_grad_()
-    _autograd_log_prob(model, reference).sum().backward()
+    log_prob_through_forward(model, reference).sum().backward()
     assert x.grad.abs().max() > 0
     assert torch.allclose(x.grad, reference.grad, rtol=1e-12, atol=1e-12)
 
@@ -502,7 +495,7 @@ def _same_sampled_log_prob_and_gradient(model, eager, batch, log_q_atol, grad_at
     x, log_q = model.sample_with_log_prob(batch, generator=torch.Generator("cuda").manual_seed(0))
     weights = torch.randn(batch, dtype=torch.float64, device="cuda")
     (log_q * weights).sum().backward()
-    reference = _autograd_log_prob(eager, x)
+    reference = log_prob_through_forward(eager, x)
     assert torch.allclose(log_q, reference, rtol=0, atol=log_q_atol)
     (reference * weights).sum().backward()
     pairs = [
@@ -553,7 +546,7 @@ def test_cuda_compiled_passes_equal_eager(emitted, k):
         fused, eager, 96, log_q_atol=1e-9, grad_atol=1e-10
     )
     fused.zero_grad()
-    value = _autograd_log_prob(fused, x)  # the compiled forward, with autograd
+    value = log_prob_through_forward(fused, x)  # the compiled forward, with autograd
     assert torch.allclose(value, reference, rtol=0, atol=1e-9)
     (value * weights).sum().backward()
     for got, expected in zip(
@@ -621,8 +614,8 @@ def test_enable_compile_matches_eager(emitted, monkeypatch, through_sigmoid):
         got_spin, got_logit = fused._call("sample_step", None, phi, uniforms, i, eager._tensors())
         assert torch.allclose(got_logit, logit, rtol=0, atol=1e-12)
         assert torch.equal(got_spin, spin)
-    _autograd_log_prob(fused, x).sum().backward()  # through the compiled forward
-    _autograd_log_prob(eager, x).sum().backward()
+    log_prob_through_forward(fused, x).sum().backward()  # through the compiled forward
+    log_prob_through_forward(eager, x).sum().backward()
     assert torch.allclose(fused.a1.grad, eager.a1.grad, rtol=1e-10, atol=1e-12)
     y = eager.log_prob(x)[:, None].expand(32, 9).detach() / 9  # any values in (-inf, 0)
     weights = torch.randn(32, dtype=torch.float64)
@@ -725,7 +718,7 @@ def test_compiled_functions_generate_code_without_the_coalesce_analysis(emitted,
     model.EAGER_THROUGH_SIGMOID = ()  # compile forward and sampling on the CPU too
     x, log_q = model.sample_with_log_prob(8, generator=torch.Generator().manual_seed(0))
     log_q.sum().backward()  # the gradient pass
-    _autograd_log_prob(model, x).sum().backward()  # forward with autograd, then backward
+    log_prob_through_forward(model, x).sum().backward()  # forward with autograd, then backward
     with torch.no_grad():
         model.log_prob(x)
     assert set(model._compiled) == {"block", "sample_step", "grads"}
@@ -755,7 +748,7 @@ def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeyp
     weights = torch.randn(16, dtype=torch.float64)
     with pytest.warns(UserWarning, match="torch.compile failed"):
         (log_q * weights).sum().backward()
-    (_autograd_log_prob(reference, x) * weights).sum().backward()
+    (log_prob_through_forward(reference, x) * weights).sum().backward()
     for got, expected in zip(model.parameters(), reference.parameters(), strict=True):
         if expected.grad is not None:
             assert torch.allclose(got.grad, expected.grad, rtol=1e-10, atol=1e-12)
@@ -795,7 +788,7 @@ def test_compiled_functions_keep_few_graphs(emitted):
             generator = torch.Generator().manual_seed(batch)
             x, log_q = model.sample_with_log_prob(batch, generator=generator)
             log_q.sum().backward()  # the fused gradient pass
-            _autograd_log_prob(model, x).sum().backward()  # forward with autograd
+            log_prob_through_forward(model, x).sum().backward()  # forward with autograd
             model.log_prob(x).sum().backward()  # the fused gradient pass again
             with torch.no_grad():
                 model.log_prob(x)

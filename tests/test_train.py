@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from spins import all_configurations
+from spins import all_configurations, log_prob_through_forward
 
 from arnn_gen import systems
 from arnn_gen.errors import ArnnGenError
@@ -80,12 +80,6 @@ def test_exact_variants_need_no_training(emitted, tmp_path, system, options):
     assert result.final["ess"] == pytest.approx(4000.0, rel=1e-9)
 
 
-def through_forward(model, x):
-    """log Q(x) [B] with autograd through forward (the replica modules' log_prob takes the
-    fused gradient pass that sample_with_log_prob takes)."""
-    return torch.nn.functional.logsigmoid(x * model(x)).sum(-1)
-
-
 @pytest.mark.parametrize("one_pass", [False, True])
 def test_reinforce_gradient_equals_the_exact_gradient(emitted, one_pass):
     """E[(L - mean L) grad log Q] = beta grad F[Q] (N = 6, by enumeration), within 5 sigma;
@@ -96,7 +90,7 @@ def test_reinforce_gradient_equals_the_exact_gradient(emitted, one_pass):
     model = module.Model(dtype=torch.float64, init="random")
     beta = 0.8
     X = all_configurations(6)
-    log_q = through_forward(model, X)
+    log_q = log_prob_through_forward(model, X)
     exact_objective = (log_q.exp() * (log_q + beta * model.energy(X))).sum()
     exact = torch.autograd.grad(exact_objective, [model.a1])[0].flatten()
     generator = torch.Generator().manual_seed(4)
@@ -107,7 +101,7 @@ def test_reinforce_gradient_equals_the_exact_gradient(emitted, one_pass):
             loss, _ = reinforce_loss(model, x, beta, log_q)
         else:
             x = model.sample(10000, generator=generator)
-            loss, _ = reinforce_loss(model, x, beta, through_forward(model, x))
+            loss, _ = reinforce_loss(model, x, beta, log_prob_through_forward(model, x))
         estimates.append(torch.autograd.grad(loss, [model.a1])[0].flatten())
     estimates = torch.stack(estimates)
     mean, sem = estimates.mean(0), estimates.std(0) / np.sqrt(len(estimates))
