@@ -227,9 +227,9 @@ class CurieWeissCWN(torch.nn.Module):
         self._on_beta_change()
 
     def log_prob(self, x):
-        """log Q(x) [B] = sum_i log P(x_i | x_<i), with P(x_i) = sigmoid(x_i * logit_i)."""
-        x = x.to(self._dtype())
-        return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
+        """log Q(x) [B] = sum_i log P(x_i | M_<i), read off the table of its values by the
+        number of up spins (Note [Exact joint]): O(B N), one pass over x."""
+        return self.log_q_of_count[(x > 0).sum(-1)]
 
     def energy(self, x):
         """H(x) [B] = -(J / 2N) (M^2 - N) - h M with M = sum_i x_i (PHYSICS.md 3)."""
@@ -245,11 +245,6 @@ class CurieWeissCWN(torch.nn.Module):
     def forward(self, x):
         """Logits [B, N]: the table read at each site's prefix magnetisation M_<i."""
         return torch.take(self.logit_table, self._cells(x.to(self._dtype())))
-
-    def log_prob(self, x):
-        """log Q(x) [B] = sum_i log P(x_i | M_<i), read off the table of its values by the
-        number of up spins (Note [Exact joint]): O(B N), one pass over x."""
-        return self.log_q_of_count[(x > 0).sum(-1)]
 
     def network_logits(self, x):
         """Logits [B, N] from the CW_N network itself, PHYSICS.md section 3: the residual
