@@ -32,7 +32,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 out_dir="$(mkdir -p "${OUT:-./bench_gpu}" && cd "${OUT:-./bench_gpu}" && pwd)"
-mkdir -p "$out_dir/eager" "$out_dir/compiled"
 export PYTHONUNBUFFERED=1
 parts="${PARTS:-tests compiled anneal variants eager}"
 runs="${ANNEAL_RUNS:-float32:compiled float64:compiled}"
