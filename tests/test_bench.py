@@ -403,3 +403,33 @@ def test_report_shows_what_the_cuda_graph_saves():
     assert "| SK_1RSB | 200 | eager | 0.005 | 0.02 | 4 |" in lines
     assert not any("compiled" in line for line in lines)
     assert _graph_table({"results": [{"architecture": "CW_N", "N": 8, "ours": {}}]}) == []
+
+
+def test_protocol_time_projects_the_measured_steps(tmp_path, capsys):
+    """benchmarks/protocol_time.py: hours = step x 39 x 1000 / 3600 for every trained
+    architecture of a bench.json, the three replica forms added up per complete size,
+    and a one-line error for a file that is not a bench.json."""
+    protocol_time = _script("protocol_time")
+    steps = {("SK_RS", 50): 0.02, ("SK_1RSB", 50): 0.036, ("SK_2RSB", 50): 0.05,
+             ("SK_RS", 100): 0.1, ("CW_N", 50): None, ("CW_inf", 50): 0.002}  # fmt: skip
+    settings = {"dtype": "float32", "batch": 2000, "device": "cpu", "threads": 2}
+    results = [
+        {"architecture": a, "N": n, "ours": {"train_step_s": s}} for (a, n), s in steps.items()
+    ]
+    stored = {"settings": {**settings, "compiled": False}, "results": results}
+    rows = protocol_time.projection(stored)
+    assert [(r["architecture"], r["N"]) for r in rows] == [
+        key for key, step in steps.items() if step is not None
+    ]
+    for row in rows:
+        expected = steps[(row["architecture"], row["N"])] * 39_000 / 3600
+        assert row["hours"] == pytest.approx(expected)
+    text = protocol_time.markdown(stored, rows)
+    assert "| SK_1RSB | 50 | 0.036 | 0.39 |" in text and "CW_N" not in text
+    assert "N = 50: 1.1 h." in text and "N = 100" not in text.splitlines()[-1]
+    (tmp_path / "bench.json").write_text(json.dumps(stored))
+    assert protocol_time.main(["--bench", str(tmp_path / "bench.json")]) == 0
+    assert capsys.readouterr().out == text
+    (tmp_path / "broken.json").write_text("{}")
+    assert protocol_time.main(["--bench", str(tmp_path / "broken.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
