@@ -36,11 +36,12 @@ def projection(bench: dict, steps: int = PROTOCOL_STEPS) -> list[dict]:
     return rows
 
 
-def markdown(bench: dict, rows: list[dict]) -> str:
-    """The table of ``rows`` and, per size, the hours of the three replica forms together."""
+def markdown(bench: dict, rows: list[dict], source: str = "benchmarks/bench.json") -> str:
+    """The table of ``rows`` and, per size, the hours of the three replica forms together;
+    ``source`` names the bench.json in the table's header."""
     settings = bench["settings"]
     lines = [
-        f"From `benchmarks/bench.json`: {settings['dtype']}, B = {settings['batch']}, "
+        f"From `{source}`: {settings['dtype']}, B = {settings['batch']}, "
         f"device {settings['device']}, {settings['threads']} threads, "
         f"{'compiled' if settings['compiled'] else 'eager'} mode.",
         "",
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = json.loads(Path(args.bench).read_text())
         rows = projection(bench)
-        text = markdown(bench, rows)
+        default = args.bench == parser.get_default("bench")
+        text = markdown(bench, rows, "benchmarks/bench.json" if default else args.bench)
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"protocol_time: {args.bench} is not a readable bench.json ({error})",
               file=sys.stderr)  # fmt: skip

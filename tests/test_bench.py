@@ -427,9 +427,11 @@ def test_protocol_time_projects_the_measured_steps(tmp_path, capsys):
     text = protocol_time.markdown(stored, rows)
     assert "| SK_1RSB | 50 | 0.036 | 0.39 |" in text and "CW_N" not in text
     assert "N = 50: 1.1 h." in text and "N = 100" not in text.splitlines()[-1]
-    (tmp_path / "bench.json").write_text(json.dumps(stored))
-    assert protocol_time.main(["--bench", str(tmp_path / "bench.json")]) == 0
-    assert capsys.readouterr().out == text
+    assert text.startswith("From `benchmarks/bench.json`: float32, B = 2000, device cpu")
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(stored))
+    assert protocol_time.main(["--bench", str(path)]) == 0
+    assert capsys.readouterr().out == protocol_time.markdown(stored, rows, str(path))
     (tmp_path / "broken.json").write_text("{}")
     assert protocol_time.main(["--bench", str(tmp_path / "broken.json")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
