@@ -17,15 +17,23 @@ import json
 import sys
 from pathlib import Path
 
-#: Training steps of the paper's protocol: beta 0.1 -> 2.0 in steps of 0.05, 1000 each.
-PROTOCOL_STEPS = 39 * 1000
 #: The replica forms whose hours are added up per size (one SK instance, three forms).
 REPLICA_FORMS = ("SK_RS", "SK_1RSB", "SK_2RSB")
 
 
-def projection(bench: dict, steps: int = PROTOCOL_STEPS) -> list[dict]:
+def protocol_steps() -> int:
+    """Training steps of the paper's protocol, from the full preset of ``arnn-gen reproduce``
+    (beta 0.1 -> 2.0 in steps of 0.05, 1000 steps each: 39 x 1000)."""
+    from arnn_gen.experiments import preset
+
+    config = preset("sk", quick=False).config
+    return len(config.betas()) * config.steps_per_beta
+
+
+def projection(bench: dict, steps: int | None = None) -> list[dict]:
     """One row per (architecture, N) of ``bench`` with a measured training step:
-    architecture, N, step_s, hours = step_s x steps / 3600."""
+    architecture, N, step_s, hours = step_s x steps / 3600 (steps: protocol_steps())."""
+    steps = protocol_steps() if steps is None else steps
     rows = []
     for result in bench["results"]:
         step = result["ours"].get("train_step_s")

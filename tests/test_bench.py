@@ -410,6 +410,7 @@ def test_protocol_time_projects_the_measured_steps(tmp_path, capsys):
     architecture of a bench.json, the three replica forms added up per complete size,
     and a one-line error for a file that is not a bench.json."""
     protocol_time = _script("protocol_time")
+    assert protocol_time.protocol_steps() == 39 * 1000  # PHYSICS.md section 5
     steps = {("SK_RS", 50): 0.02, ("SK_1RSB", 50): 0.036, ("SK_2RSB", 50): 0.05,
              ("SK_RS", 100): 0.1, ("CW_N", 50): None, ("CW_inf", 50): 0.002}  # fmt: skip
     settings = {"dtype": "float32", "batch": 2000, "device": "cpu", "threads": 2}
