@@ -79,10 +79,17 @@ def time_protocol(
         model.to(device=device, dtype=getattr(torch, dtype))
         ready = now()
         marks: list[float] = []
+
+        def mark(index: int, beta: float) -> None:
+            # one line per beta as it ends, so that a run cut short still shows its betas
+            marks.append(now())
+            print(f"beta {index + 1}/{betas} ({beta:g}) ended at {marks[-1] - start:.1f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = train(model, config, Path(folder) / "run", progress=False,
-                           after_beta=lambda index, beta: marks.append(now()))  # fmt: skip
+                           after_beta=mark)  # fmt: skip
             end = now()
     for caught_warning in caught:  # shown as they would have been
         warnings.showwarning(caught_warning.message, caught_warning.category,

@@ -12,9 +12,9 @@
 #   anneal    the paper's annealing protocol for SK_1RSB at N = 200 (B = 2000, 1000 steps per
 #             beta, 20000 evaluation samples) timed beta by beta over the last ANNEAL_BETAS
 #             (default 2) of its 39 betas by benchmarks/anneal.py, for each of ANNEAL_RUNS
-#             (default "float32:compiled float64:compiled"): set-up, first beta (graph
-#             capture, compilation), later betas, final evaluation, and the whole protocol
-#             from them;
+#             (default "float32:compiled float64:compiled"), each with empty compile
+#             caches: set-up, first beta (graph capture, compilation), later betas, final
+#             evaluation, and the whole protocol from them (ANNEAL_BETAS=39 runs it all);
 #   variants  benchmarks/compile_variants.py at N = 200: the training step eager and as
 #             enable_compile() compiles it (the gradient pass failed to compile on CUDA
 #             before session 6), printed into gpu.log.
@@ -83,7 +83,12 @@ part_anneal() {
         if [[ "$mode" == "compiled" ]]; then
             compile=(--compile)
         fi
-        python benchmarks/anneal.py --device cuda --dtype "$dtype" \
+        # empty compile caches, as on a user's first run: the first beta's compilation is
+        # then not shortened by what an earlier part compiled
+        local cache
+        cache="$(mktemp -d)"
+        TORCHINDUCTOR_CACHE_DIR="$cache/inductor" TRITON_CACHE_DIR="$cache/triton" \
+            python benchmarks/anneal.py --device cuda --dtype "$dtype" \
             --betas "${ANNEAL_BETAS:-2}" ${compile[@]+"${compile[@]}"} 2>&1 \
             | tee -a "$out_dir/anneal.log"
         [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
