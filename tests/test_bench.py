@@ -311,11 +311,18 @@ def test_rereport_evaluates_the_targets_again(tmp_path, capsys):
     assert "is not a bench.json" in capsys.readouterr().err
 
 
-def test_anneal_times_the_protocol_beta_by_beta():
-    """benchmarks/anneal.py runs the last betas of the protocol and adds up its parts."""
+def test_anneal_times_the_protocol_beta_by_beta(capsys):
+    """benchmarks/anneal.py runs the last betas of the protocol and adds up its parts,
+    printing each beta as it ends (so that a run cut short still shows how far it got)."""
     anneal = _script("anneal")
     report = anneal.time_protocol("SK_1RSB", 8, betas=3, steps_per_beta=3, batch=32,
                                   eval_samples=64)  # fmt: skip
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("beta")]
+    assert [line.split(" ended")[0] for line in progress] == [
+        "beta 1/3 (1.9)", "beta 2/3 (1.95)", "beta 3/3 (2)"]  # fmt: skip
+    ends = [float(line.split("ended at ")[1].removesuffix(" s")) for line in progress]
+    assert ends == sorted(ends)
+    assert ends[-1] == pytest.approx(report["setup_s"] + sum(report["per_beta_s"]), abs=0.06)
     assert report["betas_run"] == pytest.approx([1.9, 1.95, 2.0])
     assert len(report["per_beta_s"]) == 3 and all(map(_positive, report["per_beta_s"]))
     assert report["later_beta_median_s"] == statistics.median(report["per_beta_s"][1:])
