@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU check and benchmark for a lent device machine (issue 5). On an H200 in
 # session 6: tests 3 min, compiled 3 min, anneal (two runs) 3 min, variants about 1.5 min;
-# eager about 1.5 min (session 3). Parts run in the order of PARTS (default "tests compiled
+# eager about 1.5 min (session 3); in session 11: tests 3.5 min, compiled 3 min, anneal
+# with ANNEAL_BETAS=39 (one float32 compiled run, the whole protocol) 6 min. Parts run in the order of PARTS (default "tests compiled
 # anneal variants eager", most needed first), so that a lease cut short keeps the first ones.
 #   tests     the CUDA tests (pytest -k "cuda or gpu": CUDA == CPU, the CUDA graph of
 #             sampling, the fused backward on CUDA, the compiled passes on CUDA's blocks);
