@@ -93,6 +93,7 @@ part_anneal() {
             --betas "${ANNEAL_BETAS:-2}" ${compile[@]+"${compile[@]}"} 2>&1 \
             | tee -a "$out_dir/anneal.log"
         [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
+        rm -rf "$cache"
     done
     return "$status"
 }

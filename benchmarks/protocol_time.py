@@ -21,13 +21,19 @@ from pathlib import Path
 REPLICA_FORMS = ("SK_RS", "SK_1RSB", "SK_2RSB")
 
 
-def protocol_steps() -> int:
-    """Training steps of the paper's protocol, from the full preset of ``arnn-gen reproduce``
-    (beta 0.1 -> 2.0 in steps of 0.05, 1000 steps each: 39 x 1000)."""
+def protocol_schedule() -> tuple[int, int]:
+    """(betas, steps per beta) of the paper's protocol, from the full preset of ``arnn-gen
+    reproduce`` (beta 0.1 -> 2.0 in steps of 0.05, 1000 steps each: (39, 1000))."""
     from arnn_gen.experiments import preset
 
     config = preset("sk", quick=False).config
-    return len(config.betas()) * config.steps_per_beta
+    return len(config.betas()), config.steps_per_beta
+
+
+def protocol_steps() -> int:
+    """Training steps of the paper's protocol: betas x steps per beta."""
+    betas, steps_per_beta = protocol_schedule()
+    return betas * steps_per_beta
 
 
 def projection(bench: dict, steps: int | None = None) -> list[dict]:
@@ -53,7 +59,9 @@ def markdown(bench: dict, rows: list[dict], source: str = "benchmarks/bench.json
         f"device {settings['device']}, {settings['threads']} threads, "
         f"{'compiled' if settings['compiled'] else 'eager'} mode.",
         "",
-        "| architecture | N | measured training step (s) | 39 x 1000 steps (h) |",
+        "| architecture | N | measured training step (s) | {} x {} steps (h) |".format(
+            *protocol_schedule()
+        ),
         "|---|---|---|---|",
     ]
     lines += [f"| {r['architecture']} | {r['N']} | {r['step_s']:.3g} | {r['hours']:.2g} |"
