@@ -213,6 +213,22 @@ class ArchitectureIR:
                 return spec
         raise KeyError(name)
 
+    def beta_scaled(self) -> tuple[str, ...]:
+        """The trainable parameters whose initial value is beta times an expression free of
+        beta (in the replica forms: the innermost layer and the residual at the paramagnetic
+        start, PHYSICS.md section 4). Annealing can carry them from beta to beta' by the
+        factor beta' / beta, which maps the paramagnetic start at beta onto the one at beta'.
+        """
+        beta = SYMBOLS.beta
+        depends_on_beta = (beta, RSYM.m)  # m_beta, the mean-field magnetisation, does too
+        return tuple(
+            p.name
+            for p in self.parameters
+            if p.role == "trainable"
+            and p.initial.has(beta)
+            and not sp.simplify(p.initial / beta).has(*depends_on_beta)
+        )
+
     def to_dict(self) -> dict:
         data = {}
         for f in fields(self):

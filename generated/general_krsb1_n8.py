@@ -203,6 +203,10 @@ class General1RSB(torch.nn.Module):
     N = 8
     EMISSION_BETA = 1.0
     K = 1
+    #: The parameters that are beta times a function of the couplings at the paramagnetic
+    #: start (the innermost layer and the residual): a trainer that anneals beta multiplies
+    #: them by beta' / beta when it moves on to beta', so that they keep pace with it.
+    BETA_SCALED = ('a2', 'b2', 'residual_weight', 'residual_bias')
     #: Fields phi_{i,l} per sample in one block of sites in forward. Small blocks keep each
     #: elementwise pass in cache: at N = 200, B = 2000 a log_prob took 1.52 s with 8192,
     #: 0.41 s with 512 and 0.33 s with 128 (benchmarks/RESULTS.md).
@@ -564,7 +568,9 @@ class General1RSB(torch.nn.Module):
         phi_{first,l} + sum_{first <= s < end} J_{s,l} x_s. spins: [N, B], contiguous. Each
         block must be done with its field before the next is asked for: without autograd the
         field is updated in place."""
-        field = self.h[:, None].expand(self.N, spins.shape[1]).contiguous()  # phi_{0,l}
+        # phi_{0,l}: a new tensor, updated in place below (with one sample, expand and
+        # contiguous would give a view of h itself)
+        field = self.h[:, None].repeat(1, spins.shape[1])
         in_place = not torch.is_grad_enabled()
         for first, end in self._blocks_on(spins.device):
             yield first, end, field
@@ -633,11 +639,12 @@ class General1RSB(torch.nn.Module):
             grads[-2][first:end], grads[-1][first:end] = block_grads[-2:]
         return grads
 
-    def _block_grads(self, field, spins, logit_grad, first, end, parameters):
+    def _block_grads(self, field, spins, logit_grad, first, end, parameters, per_sample=False):
         """The share of _log_prob_grads of a block of sites [first, end): gradients
         [2, c, L] of the hidden-layer parameters of its pairs (as in _hidden), then [c] of
         the residual weight and bias; logit_grad [N, B] = d log Q / d logit_i, the other
-        arguments as in _block."""
+        arguments as in _block. With per_sample, the batch is not summed out: [2, c, L, B]
+        and [c, B] (site_log_prob_grads)."""
         phi, later, _, _, hidden = self._block(field, spins, first, end, parameters)
         logit_grad = logit_grad.narrow(0, first, end - first)  # [c, B]
         # forward through the layers, keeping each layer's input z and slope d y / d u at
@@ -668,7 +675,11 @@ class General1RSB(torch.nn.Module):
         # (the mask l > i, a0 and the weights of the outer layers) comes out of the sum over
         # the batch, which eager code does as one matrix-vector product per site of the block
         # and inductor as a reduction fused with the layers.
-        if _compiling():
+        if per_sample:
+
+            def batch_sum(values):
+                return values * rho_grad.transpose(-1, -2)
+        elif _compiling():
 
             def batch_sum(values):
                 return (values * rho_grad.transpose(-1, -2)).sum(-1)
@@ -678,24 +689,51 @@ class General1RSB(torch.nn.Module):
                 return (values @ rho_grad)[..., 0]
 
         grads = [None] * len(hidden)
-        factor = later[..., 0]  # [c, L]
-        a = hidden[-1][..., 0]  # a0 [2, c, L]
+        factor = later if per_sample else later[..., 0]  # [c, L, 1] or [c, L]
+        a = hidden[-1] if per_sample else hidden[-1][..., 0]  # a0 [2, c, L(, 1)]
         grads[-1] = batch_sum(z) * factor  # d output / d a0
-        factor = factor * (a)  # d output / d z: [2, c, L]
+        factor = factor * (a)  # d output / d z: [2, c, L(, 1)]
         chain = None  # [2, c, L, B] product of the slopes from the output down to a layer
         for layer in range(len(hidden) // 2 - 1, -1, -1):
             z, slope = kept[layer]
-            a = hidden[2 * layer][..., 0]
+            a = hidden[2 * layer] if per_sample else hidden[2 * layer][..., 0]
             chain = slope if chain is None else chain * slope
             grads[2 * layer + 1] = batch_sum(chain) * factor  # d u / d b = 1
             grads[2 * layer] = batch_sum(chain * (z)) * factor
             factor = factor * (a)
         phi_site = self._site_fields(phi)  # [c, B] phi_{i,i}
-        return (
-            *grads,
-            (logit_grad * (phi_site)).sum(-1),
-            (logit_grad * (1)).sum(-1),
+        residual = (
+            logit_grad * (phi_site),
+            logit_grad * (1),
         )
+        return (*grads, *(r if per_sample else r.sum(-1) for r in residual))
+
+    @torch.no_grad()
+    def site_log_prob_grads(self, x):
+        """Per-sample gradients of log Q(x) [B, N, P] with respect to each site's own
+        parameters: row i holds d log Q(x_b) / d theta_i, theta_i the parameters of
+        P(x_i | x_<i), laid out as the pairs (sign, l) of each hidden-layer tensor in the
+        order of _trained ([2, N] each, sign-major; zero where l <= i), then the residual
+        weight and bias of site i: P = 2 N (2 K + 3) + 2. A site's parameters enter only its
+        own conditional, so these rows hold all of grad log Q, and the Fisher matrix of the
+        model is block-diagonal over the sites (natural-gradient training). Memory: B N P
+        numbers."""
+        x = x.to(self._dtype())
+        B, N = x.shape
+        spins = x.T.contiguous()  # [N, B]
+        y = torch.nn.functional.logsigmoid(x * self.forward(x)).T  # [N, B] log P(x_i | x_<i)
+        logit_grad = spins * (-torch.expm1(y))  # [N, B] d log Q / d logit_i
+        hidden_count = len(self._trained()) - 2
+        grads = x.new_zeros(B, N, hidden_count, 2, N)
+        residual = x.new_zeros(B, N, 2)
+        parameters = self._tensors()
+        for first, end, field in self._walk_blocks(spins):
+            block = (field, spins, logit_grad, first, end, parameters)
+            block_grads = self._block_grads(*block, per_sample=True)
+            for index, grad in enumerate(block_grads[:-2]):  # [2, c, L, B]
+                grads[:, first:end, index, :, first:] = grad.permute(3, 1, 0, 2)
+            residual[:, first:end] = torch.stack(block_grads[-2:], -1).transpose(0, 1)
+        return torch.cat([grads.reshape(B, N, -1), residual], -1)
 
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling (see _sample)."""
@@ -734,7 +772,7 @@ class General1RSB(torch.nn.Module):
         site-major, [N, B], so that those of the later sites are one contiguous block."""
         N, batch_size = uniforms.shape
         x, logits = torch.empty_like(uniforms), torch.empty_like(uniforms)
-        phi = self.h[:, None].expand(N, batch_size).contiguous()  # [N, B] phi_{i,l}, l >= i
+        phi = self.h[:, None].repeat(1, batch_size)  # [N, B] phi_{i,l}, l >= i: a new tensor
         parameters = self._tensors()
         for i in range(N):
             spin, logit = self._call("sample_step", self._sample_step, phi, uniforms, i, parameters)
