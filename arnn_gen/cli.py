@@ -258,8 +258,14 @@ def _checked_out(path: str, force: bool) -> Path:
 @click.option("--beta-start", type=float, default=0.1, show_default=True)
 @click.option("--beta-step", type=float, default=0.05, show_default=True)
 @click.option("--steps-per-beta", type=int, default=1000, show_default=True)
+@click.option("--warmup-steps", type=int, default=None,
+              help="Extra steps at the first beta (default: the trainer's, 1000).")  # fmt: skip
 @click.option("--batch", type=int, default=2000, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr-min", type=float, default=None,
+              help="Each beta's learning rate falls from --lr to this (cosine).")  # fmt: skip
+@click.option("--follow-beta/--no-follow-beta", default=True, show_default=True,
+              help="Scale the parameters the module names BETA_SCALED with beta.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--early-stop", type=float, default=None, help="Stop a beta once the spread of f < this."
@@ -278,9 +284,9 @@ def _checked_out(path: str, force: bool) -> Path:
 @click.option("--resume", "resume_dir", type=str, default=None, metavar="RUN_DIR",
               help="Continue the run in RUN_DIR from its last checkpoint.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, seed,
-          early_stop, eval_samples, init, device, dtype, use_compile, out, resume_dir,
-          quiet):  # fmt: skip
+def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps, batch, lr,
+          lr_min, follow_beta, seed, early_stop, eval_samples, init, device, dtype, use_compile,
+          out, resume_dir, quiet):  # fmt: skip
     """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
     from .train import TrainConfig
     from .train import train as run_training
@@ -288,8 +294,10 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, batch, lr, s
     _check_beta(beta)
     config = TrainConfig(
         beta=beta, beta_start=beta_start, beta_step=beta_step, steps_per_beta=steps_per_beta,
-        batch=batch, lr=lr, seed=seed, early_stop=early_stop, eval_samples=eval_samples,
+        batch=batch, lr=lr, lr_min=lr_min, follow_beta=follow_beta, seed=seed,
+        early_stop=early_stop, eval_samples=eval_samples,
         device=_device(device), dtype=dtype, compile=use_compile,
+        **({} if warmup_steps is None else {"warmup_steps": warmup_steps}),
     )  # fmt: skip
     model = _model_from(module_path, beta=config.betas()[0], init=init)
     if resume_dir is not None and out is not None and Path(out) != Path(resume_dir):

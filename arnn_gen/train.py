@@ -41,12 +41,14 @@ __all__ = [
     "TrainResult",
     "beta_schedule",
     "exact_free_energy",
+    "follow_beta",
     "hamiltonian_of",
     "train",
     "fit",
     "fit_model",
     "load_checkpoint",
     "load_state",
+    "metrics_row",
     "reinforce_loss",
     "sample_with_log_prob",
 ]
@@ -60,11 +62,15 @@ METRIC_KEYS = (
     "free_energy_is",
     "free_energy_is_sem",
     "ess",
+    "samples",
     "energy",
     "entropy",
     "magnetization_abs",
     "exact_free_energy",
     "relative_error",
+    "relative_error_sem",
+    "relative_error_is",
+    "relative_error_is_sem",
 )
 #: Exact references by enumeration up to this size (the CW formula covers any N).
 MAX_REFERENCE_N = 20
@@ -88,8 +94,11 @@ class TrainConfig:
     beta_start: float = 0.1
     beta_step: float = 0.05
     steps_per_beta: int = 1000
+    warmup_steps: int = 0  # extra steps at the first beta, before its steps_per_beta
     batch: int = 2000
     lr: float = 1e-3
+    lr_min: float | None = None  # each beta's lr falls from lr to lr_min (cosine); None: fixed
+    follow_beta: bool = True  # scale the model's BETA_SCALED parameters with beta (annealing)
     seed: int = 0
     early_stop: float | None = None  # stop a beta once the spread of f is below this
     eval_samples: int = 20000
@@ -102,8 +111,11 @@ class TrainConfig:
         _positive("beta_start", self.beta_start)
         _positive("beta_step", self.beta_step)
         _positive("steps_per_beta", self.steps_per_beta, integer=True, allow_zero=True)
+        _positive("warmup_steps", self.warmup_steps, integer=True, allow_zero=True)
         _positive("batch", self.batch, integer=True)
         _positive("lr", self.lr)
+        if self.lr_min is not None and _positive("lr_min", self.lr_min) > self.lr:
+            raise ArnnGenError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
         _positive("eval_samples", self.eval_samples, integer=True)
         if self.early_stop is not None:
             _positive("early_stop", self.early_stop)
@@ -115,6 +127,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def steps_at(self, index: int) -> int:
+        """Training steps at the index-th beta: the warm-up joins the first one."""
+        return self.steps_per_beta + (self.warmup_steps if index == 0 else 0)
+
+    def total_steps(self) -> int:
+        return self.steps_per_beta * len(self.betas()) + self.warmup_steps
+
+    def lr_at(self, index: int, step: int) -> float:
+        """The learning rate of a step at the index-th beta: lr during the warm-up, then,
+        with lr_min, a cosine from lr down to lr_min over the beta's steps_per_beta steps."""
+        step -= self.warmup_steps if index == 0 else 0
+        if self.lr_min is None or step < 0 or self.steps_per_beta < 2:
+            return self.lr
+        progress = step / (self.steps_per_beta - 1)
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * progress))
 
 
 def beta_schedule(start: float, stop: float, step: float) -> tuple[float, ...]:
@@ -175,6 +203,19 @@ def exact_free_energy(model, beta: float) -> float | None:
     return exact(hamiltonian, beta).free_energy
 
 
+@torch.no_grad()
+def follow_beta(model, old_beta: float, new_beta: float) -> None:
+    """Multiply the parameters a model names in ``BETA_SCALED`` by new_beta / old_beta (the
+    replica forms: the innermost layer and the residual, which are beta times a function of
+    the couplings at the paramagnetic start, PHYSICS.md section 4). Annealing calls it when
+    it moves on to the next beta, so that those parameters keep pace with beta instead of
+    lagging behind it by what the optimizer can move them; models without BETA_SCALED are
+    left as they are."""
+    ratio = new_beta / old_beta
+    for name in getattr(model, "BETA_SCALED", ()):
+        getattr(model, name).mul_(ratio)
+
+
 def sample_with_log_prob(model, batch: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(x [B, N] ~ Q, log Q(x) [B] with autograd): from the model's own one-pass
     ``sample_with_log_prob`` when it has one (the replica modules: no second forward pass,
@@ -199,12 +240,20 @@ def reinforce_loss(
     return ((L - L.mean()) * log_q).mean(), L
 
 
-def _row(estimates: Estimates, exact_f: float | None) -> dict:
+def metrics_row(estimates: Estimates, exact_f: float | None) -> dict:
+    """A metrics row: the estimates, and with an exact f its relative errors
+    |f - f_exact| / |f_exact| (variational and importance-sampled) with their standard errors
+    (the estimates' standard errors over |f_exact|), so that a table can tell an error from
+    the noise of its estimate."""
     record = {key: getattr(estimates, key) for key in METRIC_KEYS if hasattr(estimates, key)}
     record["exact_free_energy"] = exact_f
-    record["relative_error"] = (
-        None if exact_f is None else abs(estimates.free_energy - exact_f) / abs(exact_f)
-    )
+    for suffix, value, sem in (
+        ("", estimates.free_energy, estimates.free_energy_sem),
+        ("_is", estimates.free_energy_is, estimates.free_energy_is_sem),
+    ):
+        known = exact_f is not None and exact_f != 0
+        record[f"relative_error{suffix}"] = abs(value - exact_f) / abs(exact_f) if known else None
+        record[f"relative_error{suffix}_sem"] = sem / abs(exact_f) if known else None
     return record
 
 
@@ -337,12 +386,17 @@ def train(
         }
         write_atomically(run / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
-    bar = _Progress(config.steps_per_beta * (len(betas) - start) if optimizer else 0, progress)
+    remaining = sum(config.steps_at(index) for index in range(start, len(betas)))
+    bar = _Progress(remaining if optimizer else 0, progress)
     try:
         for index in range(start, len(betas)):
             beta = betas[index]
+            if config.follow_beta and index > 0:
+                follow_beta(model, betas[index - 1], beta)
             model.beta = beta
-            for step in range(config.steps_per_beta if optimizer else 0):
+            for step in range(config.steps_at(index) if optimizer else 0):
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr_at(index, step)
                 x, log_q = sample_with_log_prob(model, config.batch, generator)
                 loss, L = reinforce_loss(model, x, beta, log_q)
                 optimizer.zero_grad(set_to_none=True)
@@ -355,9 +409,9 @@ def train(
                 bar.update(beta, step, mean, spread, ess)
                 if config.early_stop is not None and spread < config.early_stop:
                     break
-            estimates = estimate(model, beta=beta, samples=config.batch,
+            estimates = estimate(model, beta=beta, samples=config.eval_samples,
                                  batch_size=config.batch, generator=generator)  # fmt: skip
-            rows.append(_row(estimates, exact_free_energy(model, beta)))
+            rows.append(metrics_row(estimates, exact_free_energy(model, beta)))
             if run is not None:
                 payload = {
                     "version": _CHECKPOINT_VERSION,
@@ -381,7 +435,7 @@ def train(
         model, beta=betas[-1], samples=config.eval_samples, batch_size=config.batch,
         generator=generator,
     )  # fmt: skip
-    final = _row(final_estimates, exact_free_energy(model, betas[-1]))
+    final = metrics_row(final_estimates, exact_free_energy(model, betas[-1]))
     with torch.no_grad():
         x = model.sample(min(config.eval_samples, 20000), generator=generator)
     edges, density = overlap_histogram(x)
