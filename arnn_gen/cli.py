@@ -258,10 +258,15 @@ def _checked_out(path: str, force: bool) -> Path:
 @click.option("--beta-start", type=float, default=0.1, show_default=True)
 @click.option("--beta-step", type=float, default=0.05, show_default=True)
 @click.option("--steps-per-beta", type=int, default=1000, show_default=True)
-@click.option("--warmup-steps", type=int, default=None,
-              help="Extra steps at the first beta (default: the trainer's, 1000).")  # fmt: skip
+@click.option("--warmup-steps", type=int, default=0, show_default=True,
+              help="Extra steps at the first beta.")  # fmt: skip
 @click.option("--batch", type=int, default=2000, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=float, default=None,
+              help="Learning rate (default: Adam 1e-3, natural 0.05).")  # fmt: skip
+@click.option("--optimizer", type=click.Choice(("adam", "natural")), default="adam",
+              show_default=True, help="natural: per-site Fisher (replica forms).")  # fmt: skip
+@click.option("--damping", type=float, default=None,
+              help="The natural gradient's damping lambda (default 1e-3).")  # fmt: skip
 @click.option("--lr-min", type=float, default=None,
               help="Each beta's learning rate falls from --lr to this (cosine).")  # fmt: skip
 @click.option("--follow-beta/--no-follow-beta", default=True, show_default=True,
@@ -285,8 +290,8 @@ def _checked_out(path: str, force: bool) -> Path:
               help="Continue the run in RUN_DIR from its last checkpoint.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps, batch, lr,
-          lr_min, follow_beta, seed, early_stop, eval_samples, init, device, dtype, use_compile,
-          out, resume_dir, quiet):  # fmt: skip
+          optimizer, damping, lr_min, follow_beta, seed, early_stop, eval_samples, init, device,
+          dtype, use_compile, out, resume_dir, quiet):  # fmt: skip
     """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
     from .train import TrainConfig
     from .train import train as run_training
@@ -297,7 +302,8 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
         batch=batch, lr=lr, lr_min=lr_min, follow_beta=follow_beta, seed=seed,
         early_stop=early_stop, eval_samples=eval_samples,
         device=_device(device), dtype=dtype, compile=use_compile,
-        **({} if warmup_steps is None else {"warmup_steps": warmup_steps}),
+        optimizer=optimizer,
+        warmup_steps=warmup_steps, **({} if damping is None else {"damping": damping}),
     )  # fmt: skip
     model = _model_from(module_path, beta=config.betas()[0], init=init)
     if resume_dir is not None and out is not None and Path(out) != Path(resume_dir):

@@ -181,28 +181,45 @@ def _without_histogram(final: dict) -> dict:
 
 
 def _summarise(experiment: Experiment, results: list[dict], seconds: float) -> dict:
-    """Relative errors per (architecture, N), averaged over instances."""
+    """Relative errors per (architecture, N), averaged over instances: of the final estimate
+    (eval_samples samples) with its standard error and that of F_IS, and the largest over
+    the per-beta rows."""
     best = {}  # (N, seed, beta) -> lowest variational f of any architecture
     for result in results:
-        for row in result["rows"]:
+        for row in (*result["rows"], {**result["final"], "beta": "final"}):
             key = (result["N"], result["seed"], row["beta"])
             best[key] = min(best.get(key, math.inf), row["free_energy"])
     table = {}
     for result in results:
         errors = []
-        for row in result["rows"]:
+        for row in (*result["rows"], {**result["final"], "beta": "final"}):
             reference = row.get("exact_free_energy")
-            if reference is None:
+            exact = reference is not None
+            if not exact:
                 reference = best[(result["N"], result["seed"], row["beta"])]
-            errors.append(abs(row["free_energy"] - reference) / abs(reference))
+            errors.append({
+                "error": abs(row["free_energy"] - reference) / abs(reference),
+                "sem": row["free_energy_sem"] / abs(reference),
+                "is": abs(row["free_energy_is"] - reference) / abs(reference) if exact else None,
+                "is_sem": row["free_energy_is_sem"] / abs(reference),
+            })  # fmt: skip
         entry = table.setdefault((result["architecture"], result["N"]), [])
-        entry.append({"final": errors[-1], "max": max(errors), "seconds": result["seconds"]})
+        entry.append({"final": errors[-1], "max": max(e["error"] for e in errors[:-1]),
+                      "seconds": result["seconds"]})  # fmt: skip
     rows = []
     for (architecture, N), entries in table.items():
+
+        def mean(values):
+            values = list(values)
+            return None if None in values else sum(values) / len(values)
+
         rows.append({
             "architecture": architecture, "N": N, "instances": len(entries),
-            "final_relative_error": sum(e["final"] for e in entries) / len(entries),
-            "max_relative_error": sum(e["max"] for e in entries) / len(entries),
+            "final_relative_error": mean(e["final"]["error"] for e in entries),
+            "final_relative_error_sem": mean(e["final"]["sem"] for e in entries),
+            "final_relative_error_is": mean(e["final"]["is"] for e in entries),
+            "final_relative_error_is_sem": mean(e["final"]["is_sem"] for e in entries),
+            "max_relative_error": mean(e["max"] for e in entries),
             "seconds": sum(e["seconds"] for e in entries),
         })  # fmt: skip
     return {
@@ -231,14 +248,21 @@ def _markdown(summary: dict) -> str:
         f"{summary['seconds']:.0f} s in all.",
         f"Reference: {summary['reference']}.",
         "",
-        "| architecture | N | instances | relative error at beta = "
-        f"{config['beta']} | largest relative error over beta | training time (s) |",
-        "|---|---|---|---|---|---|",
+        f"Final: the estimate at beta = {config['beta']} on {config['eval_samples']} samples, "
+        "with its standard error; F_IS: the importance-sampled estimate (exact references "
+        "only).",
+        "",
+        "| architecture | N | instances | relative error of f (final) | of F_IS (final) | "
+        "largest relative error over beta | training time (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in summary["table"]:
+        is_error = row["final_relative_error_is"]
+        is_cell = "-" if is_error is None else (
+            f"{is_error:.2e} ± {row['final_relative_error_is_sem']:.0e}")  # fmt: skip
         lines.append(
             f"| {row['architecture']} | {row['N']} | {row['instances']} | "
-            f"{row['final_relative_error']:.2e} | {row['max_relative_error']:.2e} | "
-            f"{row['seconds']:.1f} |"
+            f"{row['final_relative_error']:.2e} ± {row['final_relative_error_sem']:.0e} | "
+            f"{is_cell} | {row['max_relative_error']:.2e} | {row['seconds']:.1f} |"
         )
     return "\n".join(lines) + "\n"

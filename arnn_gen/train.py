@@ -32,10 +32,12 @@ import torch
 
 from .errors import ArnnGenError
 from .files import write_atomically
+from .natural import NATURAL_DAMPING, NATURAL_LR, SiteNaturalGradient
 from .observables import Estimates, effective_sample_size, estimate, overlap_histogram
 
 __all__ = [
     "METRIC_KEYS",
+    "OPTIMIZERS",
     "TrainConfig",
     "FitConfig",
     "TrainResult",
@@ -72,6 +74,8 @@ METRIC_KEYS = (
     "relative_error_is",
     "relative_error_is_sem",
 )
+#: Optimizers of variational training and their default learning rates.
+OPTIMIZERS = {"adam": 1e-3, "natural": NATURAL_LR}
 #: Exact references by enumeration up to this size (the CW formula covers any N).
 MAX_REFERENCE_N = 20
 _CHECKPOINT_VERSION = 1
@@ -96,9 +100,11 @@ class TrainConfig:
     steps_per_beta: int = 1000
     warmup_steps: int = 0  # extra steps at the first beta, before its steps_per_beta
     batch: int = 2000
-    lr: float = 1e-3
+    lr: float | None = None  # None: the optimizer's default (Adam 1e-3, natural NATURAL_LR)
     lr_min: float | None = None  # each beta's lr falls from lr to lr_min (cosine); None: fixed
     follow_beta: bool = True  # scale the model's BETA_SCALED parameters with beta (annealing)
+    optimizer: str = "adam"  # or "natural": SiteNaturalGradient (replica modules)
+    damping: float = NATURAL_DAMPING  # the natural gradient's lambda
     seed: int = 0
     early_stop: float | None = None  # stop a beta once the spread of f is below this
     eval_samples: int = 20000
@@ -113,7 +119,13 @@ class TrainConfig:
         _positive("steps_per_beta", self.steps_per_beta, integer=True, allow_zero=True)
         _positive("warmup_steps", self.warmup_steps, integer=True, allow_zero=True)
         _positive("batch", self.batch, integer=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ArnnGenError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                               f"got {self.optimizer!r}")  # fmt: skip
+        if self.lr is None:  # frozen: set once, so that to_dict holds the value used
+            object.__setattr__(self, "lr", OPTIMIZERS[self.optimizer])
         _positive("lr", self.lr)
+        _positive("damping", self.damping)
         if self.lr_min is not None and _positive("lr_min", self.lr_min) > self.lr:
             raise ArnnGenError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
         _positive("eval_samples", self.eval_samples, integer=True)
@@ -356,8 +368,7 @@ def train(
     if config.compile and hasattr(model, "enable_compile"):
         model.enable_compile()
     run = Path(run_dir) if run_dir is not None else None
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr) if parameters else None
+    optimizer = _optimizer(model, config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     betas = config.betas()
     rows: list[dict] = []
@@ -397,11 +408,7 @@ def train(
             for step in range(config.steps_at(index) if optimizer else 0):
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr_at(index, step)
-                x, log_q = sample_with_log_prob(model, config.batch, generator)
-                loss, L = reinforce_loss(model, x, beta, log_q)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                L = _training_step(model, optimizer, config.batch, beta, generator)
                 mean, spread, ess = _step_figures(L, beta, model.N)
                 history.append(
                     {"beta": beta, "step": step, "free_energy": mean, "free_energy_std": spread}
@@ -447,6 +454,34 @@ def train(
     return TrainResult(tuple(rows), final, run)
 
 
+def _optimizer(model, config: TrainConfig):
+    """Adam over the trainable parameters, or the natural gradient; None when nothing trains."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        return None
+    if config.optimizer == "natural":
+        natural = SiteNaturalGradient(model, lr=config.lr, damping=config.damping)
+        natural.check_size(config.batch)
+        return natural
+    return torch.optim.Adam(parameters, lr=config.lr)
+
+
+def _training_step(model, optimizer, batch: int, beta: float, generator) -> torch.Tensor:
+    """One step on a fresh batch x ~ Q; returns L = log Q(x) + beta H(x) [B]."""
+    if isinstance(optimizer, SiteNaturalGradient):
+        with torch.no_grad():
+            x, log_q = sample_with_log_prob(model, batch, generator)
+            _, L = reinforce_loss(model, x, beta, log_q)
+        optimizer.step(x, L)
+        return L
+    x, log_q = sample_with_log_prob(model, batch, generator)
+    loss, L = reinforce_loss(model, x, beta, log_q)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return L
+
+
 def _write_metrics(run: Path, rows, history, final, label, model) -> None:
     document = {
         "label": label,
@@ -479,7 +514,13 @@ class FitConfig:
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs, integer=True)
         _positive("batch", self.batch, integer=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ArnnGenError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                               f"got {self.optimizer!r}")  # fmt: skip
+        if self.lr is None:  # frozen: set once, so that to_dict holds the value used
+            object.__setattr__(self, "lr", OPTIMIZERS[self.optimizer])
         _positive("lr", self.lr)
+        _positive("damping", self.damping)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

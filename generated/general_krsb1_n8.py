@@ -724,16 +724,17 @@ class General1RSB(torch.nn.Module):
         y = torch.nn.functional.logsigmoid(x * self.forward(x)).T  # [N, B] log P(x_i | x_<i)
         logit_grad = spins * (-torch.expm1(y))  # [N, B] d log Q / d logit_i
         hidden_count = len(self._trained()) - 2
-        grads = x.new_zeros(B, N, hidden_count, 2, N)
-        residual = x.new_zeros(B, N, 2)
+        rows = x.new_zeros(B, N, 2 * N * hidden_count + 2)
+        grads = rows[..., :-2].unflatten(-1, (hidden_count, 2, N))  # views of rows
         parameters = self._tensors()
         for first, end, field in self._walk_blocks(spins):
             block = (field, spins, logit_grad, first, end, parameters)
             block_grads = self._block_grads(*block, per_sample=True)
             for index, grad in enumerate(block_grads[:-2]):  # [2, c, L, B]
                 grads[:, first:end, index, :, first:] = grad.permute(3, 1, 0, 2)
-            residual[:, first:end] = torch.stack(block_grads[-2:], -1).transpose(0, 1)
-        return torch.cat([grads.reshape(B, N, -1), residual], -1)
+            for index, grad in enumerate(block_grads[-2:]):  # [c, B]
+                rows[:, first:end, index - 2] = grad.T
+        return rows
 
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling (see _sample)."""
