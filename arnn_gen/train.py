@@ -514,13 +514,7 @@ class FitConfig:
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs, integer=True)
         _positive("batch", self.batch, integer=True)
-        if self.optimizer not in OPTIMIZERS:
-            raise ArnnGenError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                               f"got {self.optimizer!r}")  # fmt: skip
-        if self.lr is None:  # frozen: set once, so that to_dict holds the value used
-            object.__setattr__(self, "lr", OPTIMIZERS[self.optimizer])
         _positive("lr", self.lr)
-        _positive("damping", self.damping)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

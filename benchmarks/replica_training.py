@@ -20,10 +20,11 @@ Instances:
 - ``sk:N:S`` is arnn-gen's ``--system sk -N N --seed S`` (the instances of ``reproduce sk``).
 
 Defaults are the budget of the comparison with the paper's code: beta 0.1, 0.15, ..., 1.5,
-300 steps per beta, batch 2000, Adam at lr 1e-3, float32, and the trainer's own defaults for
-the rest (warm-up, follow_beta, lr_min); ``--init``, ``--offset`` (the bias of the outer
-k-RSB layers at the paramagnetic start), ``--warmup``, ``--lr``, ``--lr-min``,
-``--no-follow-beta``, ``--dtype`` and ``--seed`` change one thing at a time for ablations.
+300 steps per beta, batch 2000, float32, and the trainer's own defaults for the rest (Adam
+at lr 1e-3, no warm-up, follow_beta on, a fixed learning rate); ``--init``, ``--offset`` (the
+bias of the outer k-RSB layers at the paramagnetic start), ``--warmup``, ``--lr``,
+``--lr-min``, ``--no-follow-beta``, ``--optimizer``, ``--damping``, ``--dtype`` and ``--seed``
+change one thing at a time for ablations.
 Each process uses ``--threads`` torch threads (1 by default: run two at once on two cores).
 """
 
@@ -144,8 +145,11 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     options = {"beta": args.beta, "beta_start": 0.1, "beta_step": 0.05,
                "steps_per_beta": args.steps, "batch": args.batch, "lr": args.lr,
+               "optimizer": args.optimizer,
                "seed": args.seed, "eval_samples": args.eval, "dtype": args.dtype,
                "follow_beta": args.follow_beta}  # fmt: skip
+    if args.damping is not None:
+        options["damping"] = args.damping
     if args.warmup is not None:
         options["warmup_steps"] = args.warmup
     if args.lr_min is not None:
@@ -250,7 +254,9 @@ def main(argv=None) -> None:
     one.add_argument("--steps", type=int, default=300)
     one.add_argument("--warmup", type=int, default=None)
     one.add_argument("--batch", type=int, default=2000)
-    one.add_argument("--lr", type=float, default=1e-3)
+    one.add_argument("--lr", type=float, default=None, help="default: the optimizer's")
+    one.add_argument("--optimizer", choices=("adam", "natural"), default="adam")
+    one.add_argument("--damping", type=float, default=None)
     one.add_argument("--lr-min", type=float, default=None, help="0: a fixed learning rate")
     one.add_argument("--follow-beta", action=argparse.BooleanOptionalAction, default=True)
     one.add_argument("--init", choices=("paramagnetic", "random"), default="paramagnetic")

@@ -206,7 +206,7 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
     #: The parameters that are beta times a function of the couplings at the paramagnetic
     #: start (the innermost layer and the residual): a trainer that anneals beta multiplies
     #: them by beta' / beta when it moves on to beta', so that they keep pace with it.
-    BETA_SCALED = ('a2', 'b2', 'residual_weight', 'residual_bias')
+    BETA_SCALED = ("a2", "b2", "residual_weight", "residual_bias")
     #: Fields phi_{i,l} per sample in one block of sites in forward. Small blocks keep each
     #: elementwise pass in cache: at N = 200, B = 2000 a log_prob took 1.52 s with 8192,
     #: 0.41 s with 512 and 0.33 s with 128 (benchmarks/RESULTS.md).
