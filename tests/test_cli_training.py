@@ -157,3 +157,30 @@ def test_reproduce_compile_flag_reaches_the_schedule(tmp_path):
     assert summary["config"]["compile"] is True
     assert [row["architecture"] for row in summary["table"]] == ["1L"]
     assert "device cpu (compiled);" in (out / "summary.md").read_text()
+
+
+def test_train_options_of_the_schedule_and_the_optimizer(tmp_path, module_path):
+    """--optimizer natural, --damping, --warmup-steps, --lr-min, --no-follow-beta reach the
+    configuration the run records; the natural gradient is refused, in one line, for a
+    module without per-site gradients, and bad values are bad input."""
+    out = tmp_path / "natural"
+    result = run("train", module_path, *SCHEDULE, "--out", out, "--optimizer", "natural",
+                 "--damping", "0.01", "--warmup-steps", "2", "--lr-min", "0.001",
+                 "--no-follow-beta")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["optimizer"] == "natural" and config["lr"] == 0.05
+    assert config["damping"] == 0.01 and config["warmup_steps"] == 2
+    assert config["lr_min"] == 0.001 and config["follow_beta"] is False
+    history = (out / "history.csv").read_text().splitlines()[1:]
+    assert len(history) == 3 * 3 + 2
+    cw = run("emit", "--system", "cw", "--variant", "inf", "-N", "8", "--out", tmp_path / "cw")
+    refused = run("train", cw.stdout.strip(), *SCHEDULE, "--optimizer", "natural",
+                  "--out", tmp_path / "cw_run")  # fmt: skip
+    one_line_error(refused, "per-site gradients")
+    assert refused.exit_code == 1
+    for option, value, fragment in (("--lr-min", "1", "lr_min"), ("--damping", "0", "damping"),
+                                    ("--warmup-steps", "-1", "warmup_steps")):  # fmt: skip
+        bad = run("train", module_path, *SCHEDULE, option, value, "--out", tmp_path / "bad")
+        one_line_error(bad, fragment)
+        assert bad.exit_code == 1
