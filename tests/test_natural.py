@@ -95,3 +95,24 @@ def test_natural_gradient_trains_and_is_refused_where_it_cannot_apply(emitted):
     with pytest.raises(ArnnGenError, match="more than"):
         train(module.Model(), TrainConfig(beta=1.0, batch=10**8, optimizer="natural"), None,
               progress=False)  # fmt: skip
+
+
+def test_a_natural_gradient_run_resumes_to_the_same_state(emitted, tmp_path):
+    module = emitted("sk", variant="krsb", k=1, N=6, seed=1)
+    config = TrainConfig(beta=0.4, beta_start=0.2, beta_step=0.1, steps_per_beta=3, batch=64,
+                         eval_samples=128, dtype="float64", optimizer="natural")  # fmt: skip
+    whole = module.Model(beta=0.2, dtype=torch.float64)
+    expected = train(whole, config, tmp_path / "whole", progress=False)
+
+    def stop(index, beta):
+        if index == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(module.Model(beta=0.2, dtype=torch.float64), config, tmp_path / "cut",
+              progress=False, after_beta=stop)  # fmt: skip
+    resumed = module.Model(beta=0.2, dtype=torch.float64)
+    result = train(resumed, config, tmp_path / "cut", resume=True, progress=False)
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    assert result.final == expected.final
