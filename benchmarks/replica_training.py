@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +46,10 @@ import torch
 from arnn_gen.baselines import make_baseline
 from arnn_gen.emit import load_module, write_module
 from arnn_gen.experiments import BASELINE_NAMES, EMITTED
-from arnn_gen.observables import estimate
 from arnn_gen.pipeline import build_system, lower
 from arnn_gen.systems import from_couplings
 from arnn_gen.train import (
     TrainConfig,
-    exact_free_energy,
-    metrics_row,
-    reinforce_loss,
-    sample_with_log_prob,
     train,
 )
 
@@ -122,23 +117,14 @@ def figures(row: dict) -> dict:
     return {key: row.get(key) for key in FIGURES}
 
 
-def floor(model, config: TrainConfig, steps: int, generator: torch.Generator) -> dict:
-    """``steps`` more steps at the final beta, lr from config.lr down to lr/100 (cosine),
-    then an estimate on config.eval_samples samples."""
+def floor(model, config: TrainConfig, steps: int) -> dict:
+    """The floor: ``steps`` more steps at the final beta, the learning rate falling along a
+    cosine from config.lr to config.lr / 100 (the trainer's lr_min, with a fresh optimizer),
+    then the trainer's final estimate on config.eval_samples samples."""
     beta = config.betas()[-1]
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, config.lr / 100)
-    for _ in range(steps):
-        x, log_q = sample_with_log_prob(model, config.batch, generator)
-        loss, _ = reinforce_loss(model, x, beta, log_q)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    estimates = estimate(model, beta=beta, samples=config.eval_samples,
-                         batch_size=config.batch, generator=generator)  # fmt: skip
-    return figures(metrics_row(estimates, exact_free_energy(model, beta)))
+    fixed = replace(config, beta_start=beta, steps_per_beta=steps, warmup_steps=0,
+                    lr_min=config.lr / 100, seed=config.seed + 1)  # fmt: skip
+    return figures(train(model, fixed, None, progress=False).final)
 
 
 def run(args) -> dict:
@@ -180,8 +166,7 @@ def run(args) -> dict:
             "final": figures(result.final),
         }
         if args.floor_steps:
-            generator = torch.Generator().manual_seed(args.seed + 1)
-            line["floor"] = floor(model, config, args.floor_steps, generator)
+            line["floor"] = floor(model, config, args.floor_steps)
             line["floor_steps"] = args.floor_steps
     return line
 
