@@ -12,7 +12,10 @@ Input: a model (an emitted module's ``Model`` or a baseline: ``N``, ``beta``, ``
 
 Variational training (PHYSICS.md section 5): x ~ Q by ancestral sampling, L = log Q(x) +
 beta H(x), gradient E_Q[(L - mean L) grad log Q] (REINFORCE with the batch-mean baseline),
-Adam; beta runs from beta_start to beta in steps of beta_step with steps_per_beta steps each.
+Adam or the natural gradient (:mod:`arnn_gen.natural`); beta runs from beta_start to beta in
+steps of beta_step with steps_per_beta steps each (warmup_steps more at the first), and
+with follow_beta the parameters a model names BETA_SCALED are carried from each beta to
+the next by the factor beta'/beta. Every beta ends with an estimate on eval_samples samples.
 With the same seed and device, a run gives the same numbers, and a run resumed from its
 checkpoint ends in the same state as one that was never interrupted.
 """
