@@ -27,7 +27,7 @@ from .errors import ArnnGenError
 __all__ = ["SiteNaturalGradient", "NATURAL_LR", "NATURAL_DAMPING", "MAX_SITE_GRAD_NUMBERS"]
 
 #: Default step size of the natural gradient (the trainer's lr for optimizer "natural").
-NATURAL_LR = 0.05
+NATURAL_LR = 0.2
 #: Default damping lambda added to the diagonal of each Fisher block.
 NATURAL_DAMPING = 1e-3
 #: Largest B N P of the per-sample gradients one step may hold (2^28 numbers: 1 GiB in

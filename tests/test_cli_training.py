@@ -169,7 +169,7 @@ def test_train_options_of_the_schedule_and_the_optimizer(tmp_path, module_path):
                  "--no-follow-beta")  # fmt: skip
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())["config"]
-    assert config["optimizer"] == "natural" and config["lr"] == 0.05
+    assert config["optimizer"] == "natural" and config["lr"] == 0.2
     assert config["damping"] == 0.01 and config["warmup_steps"] == 2
     assert config["lr_min"] == 0.001 and config["follow_beta"] is False
     history = (out / "history.csv").read_text().splitlines()[1:]
