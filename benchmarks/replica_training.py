@@ -9,7 +9,8 @@ importance-sampled F_IS, each with its standard error, on ``--eval`` fresh sampl
 wall time, and with ``--floor-steps S`` the floor: S more steps at the final beta with the
 learning rate falling along a cosine from lr to lr/100, then evaluated the same way.
 ``table`` prints markdown tables of such lines: per group (``--by``), N and beta, the mean
-over the runs of each relative error with the spread (standard deviation) over them; where
+over the runs of each relative error with the spread (standard deviation) over them, or for
+a single run the error with its standard error; where
 no exact value is known (N > 20) the error is f - f_best over the lowest f any run reached
 on that instance.
 
@@ -171,12 +172,15 @@ def run(args) -> dict:
     return line
 
 
-def _mean_spread(values: list[float]) -> str:
+def _mean_spread(values: list[tuple[float, float]]) -> str:
+    """``mean ± spread`` of (error, standard error) pairs over several runs (the standard
+    deviation over them); ``error ± standard error`` of a single run."""
     if not values:
         return "-"
-    mean = statistics.fmean(values)
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2e} ± {spread:.1e}"
+    errors = [error for error, _ in values]
+    if len(values) == 1:
+        return f"{errors[0]:.2e} ± {values[0][1]:.0e}"
+    return f"{statistics.fmean(errors):.2e} ± {statistics.stdev(errors):.1e}"
 
 
 def table(lines: list[dict], by: str) -> str:
@@ -197,8 +201,9 @@ def table(lines: list[dict], by: str) -> str:
         for stage in stages:
             errors = [_error(line, stage, best) for line in members]
             cells.append(_mean_spread([e for e in errors if e is not None]))
-        is_errors = [_last(line).get("relative_error_is") for line in members]
-        cells.append(_mean_spread([e for e in is_errors if e is not None]))
+        last = [_last(line) for line in members]
+        is_errors = [(row["relative_error_is"], row["relative_error_is_sem"]) for row in last]
+        cells.append(_mean_spread([e for e in is_errors if e[0] is not None]))
         out.append(f"| {group} | {N} | {len(members)} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -219,14 +224,18 @@ def _stage_order(stage: str):
     return (2 * (stage == "floor") + (stage == "final"), stage)
 
 
-def _error(line: dict, stage: str, best: dict) -> float | None:
+def _error(line: dict, stage: str, best: dict) -> tuple[float, float] | None:
+    """(relative error, its standard error) of a run at a stage: against the exact f, or
+    f - f_best over |f_best| where no exact value is known."""
     row = dict(_stages(line)).get(stage)
     if row is None:
         return None
     if row.get("relative_error") is not None:
-        return row["relative_error"]
+        return row["relative_error"], row["relative_error_sem"]
     reference = best[(line["instance"], stage)]
-    return (row["free_energy"] - reference) / abs(reference)
+    return (row["free_energy"] - reference) / abs(reference), row["free_energy_sem"] / abs(
+        reference
+    )
 
 
 def main(argv=None) -> None:
