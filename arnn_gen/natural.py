@@ -66,7 +66,7 @@ class SiteNaturalGradient:
     def check_size(self, batch: int) -> None:
         """Refuse a batch whose per-sample gradients would exceed MAX_SITE_GRAD_NUMBERS."""
         N = self.model.N  # noqa: N806
-        per_site = sum(p[0].numel() for p in self.model._trained()[:-2]) + 2
+        per_site = 2 * N * (len(self.model._trained()) - 2) + 2  # P (site_log_prob_grads)
         numbers = batch * N * per_site
         if numbers > MAX_SITE_GRAD_NUMBERS:
             raise ArnnGenError(

@@ -116,3 +116,18 @@ def test_a_natural_gradient_run_resumes_to_the_same_state(emitted, tmp_path):
     for name, value in whole.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
     assert result.final == expected.final
+
+
+def test_the_size_check_counts_the_per_sample_gradients(emitted, monkeypatch):
+    """B N P numbers, P = 2 N (2k + 3) + 2: a batch just under MAX_SITE_GRAD_NUMBERS
+    passes, one more sample is refused."""
+    from arnn_gen import natural
+
+    model = _model(emitted, k=1, N=6)
+    per_sample = 6 * (2 * 6 * 5 + 2)
+    assert model.site_log_prob_grads(model.sample(3)).shape == (3, 6, 62)
+    monkeypatch.setattr(natural, "MAX_SITE_GRAD_NUMBERS", 10 * per_sample)
+    optimizer = SiteNaturalGradient(model)
+    optimizer.check_size(10)
+    with pytest.raises(ArnnGenError, match="more than"):
+        optimizer.check_size(11)
