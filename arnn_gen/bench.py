@@ -1,4 +1,4 @@
-"""Performance benchmarks (issue 5): the emitted modules against per-site ports and a floor.
+"""Performance benchmarks: the emitted modules against per-site ports and a floor.
 
 Input: architectures (:data:`ARCHITECTURES`), sizes N, a batch B, a device. Output: one
 dict, also written as ``<out_dir>/bench.json``, holding every number (see

@@ -2,7 +2,7 @@
 
 Input: the report dict that ``bench.json`` holds. Output: Markdown text (:func:`markdown`):
 the machine, the floor, one table row per (architecture, N) with ours, the per-site
-baseline's ratios and ours / floor, the growth exponents and the targets of issue 5;
+baseline's ratios and ours / floor, the growth exponents and the performance targets;
 :func:`write_report` writes it as ``bench.md`` beside ``bench.json`` and, when the folder's
 ``RESULTS.md`` has the markers ``<!-- bench:begin -->`` / ``<!-- bench:end -->``, replaces
 what is between them, so hand-written commentary around the numbers is kept.
@@ -163,7 +163,7 @@ def _graph_table(report: dict) -> list[str]:
 
 
 def _targets_table(report: dict) -> list[str]:
-    lines = ["| target of issue 5 | measured | met |", "|---|---|---|"]
+    lines = ["| performance target | measured | met |", "|---|---|---|"]
     for target in report["targets"]:
         met = {True: "yes", False: "no", None: "-"}[target["met"]]
         lines.append(f"| {target['target']} | {_number(target['value'])} | {met} |")

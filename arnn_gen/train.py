@@ -58,7 +58,7 @@ __all__ = [
     "sample_with_log_prob",
 ]
 
-#: Columns of metrics.csv / rows of metrics.json (issue 4), exact values when known.
+#: Columns of metrics.csv / rows of metrics.json, exact values when known.
 METRIC_KEYS = (
     "beta",
     "free_energy",

@@ -260,7 +260,7 @@ def _record(architecture, N, **values):  # noqa: N803
 
 
 def test_targets_follow_the_device():
-    """The CPU targets of issue 5 on CPU, its GPU targets on CUDA, each met or not by the
+    """The CPU performance targets on CPU, its GPU targets on CUDA, each met or not by the
     measured value."""
     results = [
         _record("SK_1RSB", 200, persite_over_ours__train_step=25.0,
@@ -358,8 +358,8 @@ def test_anneal_reports_compiled_functions_that_fell_back(monkeypatch):
 
 
 def test_compile_variants_cumulative_fields_and_eager_step(emitted):
-    """benchmarks/compile_variants.py: its cumulative-sum block fields (the form before
-    session 5) equal the shipped matrix-product ones; its eager variant runs and times."""
+    """benchmarks/compile_variants.py: its cumulative-sum block fields (the earlier
+    form) equal the shipped matrix-product ones; its eager variant runs and times."""
     variants = _script("compile_variants")
     model = emitted("sk", variant="krsb", k=1, N=10, seed=2).Model(dtype=torch.float64)
     generator = torch.Generator().manual_seed(0)
