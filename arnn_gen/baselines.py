@@ -109,6 +109,10 @@ class _Baseline(torch.nn.Module):
         dtype: torch.dtype,
     ) -> None:
         super().__init__()
+        from .systems import CurieWeiss
+
+        if isinstance(hamiltonian, CurieWeiss):
+            hamiltonian = hamiltonian.dense()
         if not isinstance(hamiltonian, Hamiltonian):
             raise ArnnGenError(
                 f"hamiltonian must be an arnn_gen.systems.Hamiltonian, "

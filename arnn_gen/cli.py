@@ -8,22 +8,34 @@ convention), 1 for everything else. No traceback reaches the user.
 from __future__ import annotations
 
 import json
-import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
 from ._version import __version__
+from .checks import (
+    MAX_BATCH_SPINS,
+    MAX_CW_TABLE_N,
+    MAX_TRAINING_STEPS,
+    check_beta,
+    check_dense,
+    check_int,
+    check_samples,
+    check_spins,
+)
 from .derive import derive_conditional
 from .emit import write_module
 from .errors import ArnnGenError
+from .exact import MAX_ENUMERATION_N
 from .exact import exact as exact_reference
 from .files import write_atomically
 from .pipeline import MAX_H2ARNN_N, build_system, lower
 from .render import render_latex, render_png, render_text
-from .simplify import VARIANTS, reduce_conditional, resolve_variant
+from .simplify import MAX_RSB_DEPTH, VARIANTS, reduce_conditional, resolve_variant
 
 __all__ = ["main"]
 
@@ -35,8 +47,16 @@ class _Group(click.Group):
     """A click group whose errors are one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, **extra):  # noqa: D401
+        # SIGTERM unwinds like Ctrl-C, so that every temporary file is removed on the way out
+        # (signal handlers belong to the main thread; elsewhere the caller's stay).
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+        if main_thread:
+            signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except _Terminated:
+            _fail("terminated", 143)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
         except click.Abort:
@@ -47,16 +67,29 @@ class _Group(click.Group):
             _fail(str(error), 1)
         except OSError as error:
             _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), 1)
+        except MemoryError:
+            _fail("out of memory: the request is too large for this machine", 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except Exception as error:  # a bug, not bad input: say so in one line
             if os.environ.get("ARNN_GEN_DEBUG"):
                 raise
             _fail(
-                f"internal error ({type(error).__name__}: {error}); "
+                f"internal error ({type(error).__name__}: {str(error)[:300]}); "
                 "rerun with ARNN_GEN_DEBUG=1 for the traceback and report it",
                 3,
             )
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that cleanup code runs."""
+
+
+def _terminated(signum, frame):  # noqa: ARG001
+    raise _Terminated()
 
 
 def _fail(message: str, code: int) -> None:
@@ -64,22 +97,30 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _check_beta(beta: float) -> float:
-    if not (math.isfinite(beta) and beta > 0):
-        raise ArnnGenError(f"beta must be finite and > 0, got {beta}")
-    return beta
+def _check_beta(beta: float, name: str = "beta") -> float:
+    return check_beta(beta, name)
 
 
 def _check_size(N: int | None, *, system: str, variant: str) -> None:  # noqa: N803
     if N is None:
         return
-    if N < 1:
-        raise ArnnGenError(f"N must be >= 1, got {N}")
+    check_spins(N, "N")
     if variant == "exact" and system != "cw" and N > MAX_H2ARNN_N:
         raise ArnnGenError(
             f"the exact variant of {system} (H2ARNN) enumerates 2^N states and is limited to "
             f"N <= {MAX_H2ARNN_N}; got N={N} (use --variant krsb or rs)"
         )
+    if variant == "exact" and system == "cw" and N > MAX_CW_TABLE_N:
+        raise ArnnGenError(
+            f"CW_N tabulates [N, 2N + 1] logits and is limited to N <= {MAX_CW_TABLE_N}; "
+            f"got N={N} (use --variant inf, CW_inf, for larger N)"
+        )
+    if variant != "exact" and system != "cw":
+        check_dense(N, f"the couplings of {system}")
+
+
+def _check_depth(k: int) -> None:
+    check_int("the RSB depth k", k, 0, MAX_RSB_DEPTH)
 
 
 system_option = click.option(
@@ -122,8 +163,7 @@ def derive(system, variant, N, k, fmt, out):  # noqa: N803
     """Print the derived conditional P(x_i=+1|x_<i), then the reduced form of the variant."""
     variant = resolve_variant(system, variant)
     _check_size(N, system=system, variant=variant)
-    if k < 0:
-        raise ArnnGenError(f"the RSB depth k must be >= 0, got {k}")
+    _check_depth(k)
     derivation = derive_conditional()
     reduction = reduce_conditional(system, variant, k=k, derivation=derivation)
     sections = [
@@ -132,7 +172,7 @@ def derive(system, variant, N, k, fmt, out):  # noqa: N803
     ]
     if fmt == "png":
         if out is None:
-            raise ArnnGenError("--format png needs --out FILE.png")
+            raise click.UsageError("--format png needs --out FILE.png")
         write_atomically(Path(out), render_png(sections, N))
         click.echo(out)
         return
@@ -158,9 +198,12 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
     (N <= 24) otherwise."""
     _check_beta(beta)
     default_n = 100 if system == "cw" else 20
+    enumerated = system != "cw"
     hamiltonian = build_system(
-        system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=default_n
-    )
+        system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=default_n,
+        max_n=MAX_ENUMERATION_N if enumerated else None,
+        purpose="exact enumeration (2^N states)" if enumerated else "",
+    )  # fmt: skip
     result = exact_reference(hamiltonian, beta)
     record = result.to_dict()
     record["system"] = system
@@ -193,8 +236,7 @@ def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force): 
     _check_beta(beta)
     variant = resolve_variant(system, variant)
     _check_size(N, system=system, variant=variant)
-    if k < 0:
-        raise ArnnGenError(f"the RSB depth k must be >= 0, got {k}")
+    _check_depth(k)
     stages = lower(
         system,
         variant=variant,
@@ -228,11 +270,47 @@ def _model_from(module_path: str, *, beta: float | None = None, **options):
     from .emit import load_module
 
     module = load_module(module_path)
-    accepted = inspect.signature(module.Model).parameters
+    try:
+        accepted = inspect.signature(module.Model).parameters
+    except (TypeError, ValueError):
+        raise ArnnGenError(f"{module_path}: Model is not a class arnn-gen can build") from None
     chosen = {k: v for k, v in options.items() if k in accepted and v is not None}
     if beta is not None:
         chosen["beta"] = beta
-    return module.Model(**chosen)
+    try:
+        return module.Model(**chosen)
+    except ArnnGenError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 (the module or its sidecar is bad input)
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ArnnGenError(f"cannot build the model of {module_path}: {reason}") from None
+
+
+def _run_folder(path: Path, *, resume: bool, force: bool) -> Path:
+    """A run folder to write: a new or empty one, or with --resume the run to continue;
+    with --force an existing run's results are removed first."""
+    if resume:
+        if not path.is_dir():
+            raise ArnnGenError(f"--resume {path}: the run folder does not exist")
+        return path
+    if path.exists() and not path.is_dir():
+        raise ArnnGenError(f"run folder {path} is a file")
+    if path.is_dir() and any(path.iterdir()):
+        if not force:
+            raise ArnnGenError(
+                f"run folder {path} exists and is not empty; use --resume {path} to continue "
+                "it or --force to replace it"
+            )
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+    return path
+
+
+#: What train and fit write into a run folder (removed first by --force).
+RUN_FILES = ("checkpoint.pt", "model.pt", "config.json", "metrics.json", "metrics.csv",
+             "history.csv", "fit.json")  # fmt: skip
 
 
 def _save_npy(path: Path, array) -> None:
@@ -255,7 +333,8 @@ def _checked_out(path: str, force: bool) -> Path:
 @main.command()
 @click.argument("module_path", metavar="MODULE.py")
 @click.option("--beta", type=float, required=True, help="Target inverse temperature.")
-@click.option("--beta-start", type=float, default=0.1, show_default=True)
+@click.option("--beta-start", type=float, default=None,
+              help="First beta of the annealing  [default: 0.1, or --beta if lower]")  # fmt: skip
 @click.option("--beta-step", type=float, default=0.05, show_default=True)
 @click.option("--steps-per-beta", type=int, default=1000, show_default=True)
 @click.option("--warmup-steps", type=int, default=0, show_default=True,
@@ -288,15 +367,23 @@ def _checked_out(path: str, force: bool) -> Path:
 @click.option("--out", type=str, default=None, help="Run folder (default runs/<module>).")
 @click.option("--resume", "resume_dir", type=str, default=None, metavar="RUN_DIR",
               help="Continue the run in RUN_DIR from its last checkpoint.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace the results in an existing run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps, batch, lr,
           optimizer, damping, lr_min, follow_beta, seed, early_stop, eval_samples, init, device,
-          dtype, use_compile, out, resume_dir, quiet):  # fmt: skip
+          dtype, use_compile, out, resume_dir, force, quiet):  # fmt: skip
     """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
     from .train import TrainConfig
     from .train import train as run_training
 
     _check_beta(beta)
+    if beta_start is None:
+        beta_start = min(0.1, beta)
+    elif _check_beta(beta_start, "--beta-start") > beta:
+        raise ArnnGenError(f"--beta-start {beta_start} is above --beta {beta}: the annealing "
+                           "rises from --beta-start to --beta")  # fmt: skip
+    if resume_dir is not None and force:
+        raise ArnnGenError("give either --resume RUN_DIR or --force, not both")
     config = TrainConfig(
         beta=beta, beta_start=beta_start, beta_step=beta_step, steps_per_beta=steps_per_beta,
         batch=batch, lr=lr, lr_min=lr_min, follow_beta=follow_beta, seed=seed,
@@ -305,13 +392,17 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
         optimizer=optimizer,
         warmup_steps=warmup_steps, **({} if damping is None else {"damping": damping}),
     )  # fmt: skip
-    model = _model_from(module_path, beta=config.betas()[0], init=init)
     if resume_dir is not None and out is not None and Path(out) != Path(resume_dir):
         raise ArnnGenError("give either --out for a new run or --resume RUN_DIR, not both")
     if resume_dir is not None:
         run_dir = Path(resume_dir)
     else:
         run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
+    model = _model_from(module_path, beta=config.betas()[0], init=init)
+    if batch * model.N > MAX_BATCH_SPINS:
+        raise ArnnGenError(f"--batch {batch} of N = {model.N} spins exceeds {MAX_BATCH_SPINS} "
+                           "spins per step")  # fmt: skip
+    _run_folder(run_dir, resume=resume_dir is not None, force=force)
     result = run_training(model, config, run_dir, resume=resume_dir is not None, progress=not quiet)
     from .plots import save_plots
 
@@ -335,9 +426,10 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
 @click.option("--learn-couplings", is_flag=True, help="Learn the first layer from small values.")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
 @click.option("--out", type=str, default=None, help="Run folder (default runs/<module>_fit).")
+@click.option("--force", is_flag=True, help="Replace the results in an existing run folder.")
 @click.option("--quiet", is_flag=True)
 def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_couplings, device, out,
-        quiet):  # fmt: skip
+        force, quiet):  # fmt: skip
     """Maximum likelihood on samples; --learn-couplings for the inverse problem."""
     import torch
 
@@ -345,14 +437,18 @@ def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_coupling
 
     if beta is not None:
         _check_beta(beta)
-    samples = _load_samples(samples_path)
     config = FitConfig(epochs=epochs, batch=batch, lr=lr, seed=seed, device=_device(device))
+    run_dir = Path(out) if out is not None else Path("runs") / f"{Path(module_path).stem}_fit"
+    samples = _load_samples(samples_path)
     model = _model_from(
         module_path, beta=beta, init="random", learn_couplings=learn_couplings or None
     )
     if learn_couplings and not isinstance(getattr(model, "J", None), torch.nn.Parameter):
         raise ArnnGenError(f"{module_path}: this architecture has no learnable first layer")
-    run_dir = Path(out) if out is not None else Path("runs") / f"{Path(module_path).stem}_fit"
+    if samples.shape[1] != model.N:
+        raise ArnnGenError(f"{samples_path} holds samples of {samples.shape[1]} spins; "
+                           f"{module_path} has N = {model.N}")  # fmt: skip
+    _run_folder(run_dir, resume=False, force=force)
     losses = fit_model(model, samples, config, run_dir, learn_couplings=learn_couplings,
                        progress=not quiet)  # fmt: skip
     click.echo(f"{run_dir}: -log likelihood per spin {losses[-1] / model.N:.6f} "
@@ -365,11 +461,23 @@ def _load_samples(path: str):
     if not Path(path).is_file():
         raise ArnnGenError(f"samples file {path} does not exist")
     try:
-        samples = np.load(path, allow_pickle=False)
-    except Exception as error:  # noqa: BLE001
-        raise ArnnGenError(f"cannot read samples file {path}: {error}") from error
-    if samples.ndim != 2 or not np.isin(samples, (-1, 1)).all():
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise ValueError("not a .npy array (save samples with numpy.save)")
+            handle.seek(0)
+            samples = np.load(handle, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ArnnGenError(f"cannot read samples file {path}: {reason}") from None
+    if (
+        not isinstance(samples, np.ndarray)
+        or samples.dtype.kind not in "biuf"
+        or samples.ndim != 2
+        or not np.isin(samples, (-1, 1)).all()
+    ):
         raise ArnnGenError(f"{path} must hold a [S, N] array of -1 and +1")
+    if samples.shape[0] == 0 or samples.shape[1] == 0:
+        raise ArnnGenError(f"{path} holds no samples (shape {samples.shape})")
     return samples
 
 
@@ -387,28 +495,30 @@ def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
     """Draw samples from an emitted module (optionally trained) into a .npy file."""
     import torch
 
-    if count < 1:
-        raise ArnnGenError(f"-n must be >= 1, got {count}")
-    if mh_steps < 0:
-        raise ArnnGenError(f"--mh-steps must be >= 0, got {mh_steps}")
+    check_samples("-n", count)
+    check_int("--mh-steps", mh_steps, 0, MAX_TRAINING_STEPS)
     if beta is not None:
         _check_beta(beta)
     target = _checked_out(out, force)
     model = _model_from(module_path, beta=beta)
+    check_samples("-n", count, model.N)
     if checkpoint is not None:
-        from .train import load_state
+        from .train import apply_state, load_state
 
-        model.load_state_dict(load_state(checkpoint))
+        apply_state(model, load_state(checkpoint, model), checkpoint)
     generator = torch.Generator().manual_seed(seed)
     if mh_steps:
         from .mcmc import neural_metropolis
 
+        if count * model.N > MAX_BATCH_SPINS:
+            raise ArnnGenError(f"-n {count} chains of N = {model.N} spins exceed "
+                               f"{MAX_BATCH_SPINS} spins in memory; run fewer")  # fmt: skip
         result = neural_metropolis(model, chains=count, steps=mh_steps, generator=generator)
         samples, note = result.samples, f", acceptance rate {result.acceptance_rate:.4f}"
     else:
         with torch.no_grad():
             samples = torch.cat([
-                model.sample(min(10000, count - first), generator=generator)
+                model.sample(min(10000, count - first), generator=generator).to(torch.int8)
                 for first in range(0, count, 10000)
             ])  # fmt: skip
         note = ""
@@ -436,10 +546,13 @@ def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out,
     from .mcmc import metropolis_samples
 
     _check_beta(beta)
-    if count < 1 or sweeps < 0:
-        raise ArnnGenError("-n must be >= 1 and --sweeps >= 0")
+    check_samples("-n", count)
+    check_int("--sweeps", sweeps, 0, MAX_TRAINING_STEPS)
     target = _checked_out(out, force)
     hamiltonian = build_system(system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=100)
+    if count * hamiltonian.N > MAX_BATCH_SPINS:
+        raise ArnnGenError(f"-n {count} chains of N = {hamiltonian.N} spins exceed "
+                           f"{MAX_BATCH_SPINS} spins in memory; run fewer chains")  # fmt: skip
     generator = torch.Generator().manual_seed(chain_seed)
     samples = metropolis_samples(hamiltonian, beta, count=count, sweeps=sweeps, generator=generator)
     _save_npy(target, samples.to(torch.int8).numpy())

@@ -13,7 +13,7 @@ is written; files are written atomically and only when their bytes change.
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
 from importlib.resources import files
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import sympy as sp
 
 from .derive import SYMBOLS
 from .errors import ArnnGenError
-from .files import write_atomically
+from .files import replace_together, stage
 from .ir import PHI, SHARED_SIGMOID, A, ArchitectureIR, B, C, U, W, Y, Z
 from .printing import torch_code
 from .simplify import RSYM
@@ -126,30 +126,58 @@ def render_module(ir: ArchitectureIR) -> str:
 def write_module(
     ir: ArchitectureIR, source: str, hamiltonian, out_dir, *, force: bool = False
 ) -> Path:
-    """Write ``<out_dir>/<name>.py`` (and the sidecar .npz) atomically; return the .py path.
+    """Write ``<out_dir>/<name>.py`` and its sidecar .npz as one unit; return the .py path.
 
-    Refuses to replace existing files unless ``force``. The sidecar is written first, so a
-    module never points at a missing or stale sidecar.
+    Refuses to replace existing files unless ``force``. Both files are staged as synced
+    temporaries first, then renamed together (:func:`arnn_gen.files.replace_together`): a
+    failure at any point leaves the old pair as it was (or no pair). Files whose bytes
+    would not change are left alone.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ArnnGenError(f"output directory {out} is a file")
     module = out / f"{ir.name}.py"
-    targets = [module] + ([out / ir.provenance.sidecar] if ir.provenance.sidecar else [])
-    if not force:
-        for target in targets:
-            if target.exists():
-                raise ArnnGenError(f"{target} exists; use --force to overwrite it")
-    out.mkdir(parents=True, exist_ok=True)
-    if ir.provenance.sidecar:
-        from .systems import save
+    sidecar = out / ir.provenance.sidecar if ir.provenance.sidecar else None
+    targets = [module] + ([sidecar] if sidecar else [])
+    for target in targets:
+        if target.is_dir():
+            raise ArnnGenError(f"cannot write {target}: it is a directory")
+        if target.exists() and not force:
+            raise ArnnGenError(f"{target} exists; use --force to overwrite it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ArnnGenError(f"cannot create {out}: {error.strerror or error}") from None
+    data = source.encode("utf-8")
+    with contextlib.ExitStack() as stack:
+        staged: list[tuple[Path, Path]] = []
+        if sidecar is not None:
+            from .systems import write_npz
 
-        with tempfile.TemporaryDirectory(dir=out) as scratch:
-            staged = Path(scratch) / ir.provenance.sidecar
-            save(hamiltonian, staged)
-            write_atomically(out / ir.provenance.sidecar, staged.read_bytes(), only_if_changed=True)
-    write_atomically(module, source.encode("utf-8"), only_if_changed=True)
+            handle, temporary = stack.enter_context(stage(sidecar))
+            write_npz(hamiltonian, handle)
+            staged.append((temporary, sidecar))
+        handle, module_temporary = stack.enter_context(stage(module))
+        handle.write(data)
+    staged.append((module_temporary, module))
+    if all(target.is_file() and _same_bytes(staged_file, target) for staged_file, target in staged):
+        for staged_file, _ in staged:
+            staged_file.unlink(missing_ok=True)
+        return module
+    replace_together(staged)
     return module
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    with open(first, "rb") as a, open(second, "rb") as b:
+        while True:
+            block = a.read(1 << 20)
+            if block != b.read(1 << 20):
+                return False
+            if not block:
+                return True
 
 
 def load_module(path):
@@ -163,7 +191,12 @@ def load_module(path):
     if spec is None or spec.loader is None:
         raise ArnnGenError(f"{path} is not an importable Python file")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001 (a user's file: any failure is bad input)
+        raise ArnnGenError(
+            f"cannot load {path}: {type(error).__name__}: {error}".rstrip(": ")
+        ) from None
     if not hasattr(module, "Model"):
         raise ArnnGenError(f"{path} defines no Model: is it a module emitted by arnn-gen?")
     return module

@@ -88,6 +88,14 @@ class ExactResult:
             raise ArnnGenError(
                 f"magnetizations must have shape ({self.N},), got {magnetizations.shape}"
             )
+        scalars = ("log_z", "free_energy", "energy", "entropy", "magnetization_abs")
+        overflow = [name for name in scalars if not math.isfinite(getattr(self, name))]
+        if overflow or not np.isfinite(magnetizations).all():
+            raise ArnnGenError(
+                f"the exact {(overflow or ['magnetizations'])[0]} at beta = {self.beta} "
+                f"(N = {self.N}) is not finite in float64: beta times the energies overflows; "
+                "lower beta or the couplings"
+            )
         magnetizations.flags.writeable = False
         object.__setattr__(self, "magnetizations", magnetizations)
 
@@ -187,6 +195,10 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 
 def _check_hamiltonian(hamiltonian: Any) -> Hamiltonian:
+    from .systems import CurieWeiss
+
+    if isinstance(hamiltonian, CurieWeiss):
+        return hamiltonian.dense()
     if not isinstance(hamiltonian, Hamiltonian):
         raise ArnnGenError(f"expected a Hamiltonian, got {type(hamiltonian).__name__}")
     return hamiltonian
@@ -595,7 +607,10 @@ def exact(hamiltonian: Hamiltonian, beta: float) -> ExactResult:
     A ``"cw"`` system uses :func:`curie_weiss_exact` with its provenance J and h (any N);
     any other system is enumerated (:func:`enumerate_exact`, N <= 24).
     """
-    hamiltonian = _check_hamiltonian(hamiltonian)
+    from .systems import CurieWeiss
+
+    if not isinstance(hamiltonian, CurieWeiss):
+        hamiltonian = _check_hamiltonian(hamiltonian)
     beta = _check_beta(beta)
     if hamiltonian.kind == "cw":
         provenance = hamiltonian.provenance

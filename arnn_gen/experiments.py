@@ -98,6 +98,8 @@ def select(
     (None keeps all), each of which must be in the experiment; the schedule is unchanged,
     so a preset can be run in pieces."""
     changes = {}
+    if seeds is not None and experiment.system != "sk":
+        raise ArnnGenError(f"{experiment.system} has no disorder instances: --instances is for sk")
     for name, chosen in (("sizes", sizes), ("seeds", seeds), ("architectures", architectures)):
         if chosen is None:
             continue
@@ -118,6 +120,7 @@ def _model(system: str, architecture: str, N: int, seed: int, folder: Path, conf
     from .baselines import make_baseline
     from .emit import load_module, write_module
     from .pipeline import build_system, lower
+    from .systems import as_hamiltonian
 
     beta = config.betas()[0]
     if architecture in EMITTED:
@@ -128,7 +131,7 @@ def _model(system: str, architecture: str, N: int, seed: int, folder: Path, conf
                                           folder, force=True))  # fmt: skip
         return module.Model(beta=beta, dtype=getattr(torch, config.dtype))
     if architecture in BASELINE_NAMES:
-        hamiltonian = build_system(system, N, seed=seed, default_n=N)
+        hamiltonian = as_hamiltonian(build_system(system, N, seed=seed, default_n=N))
         torch.manual_seed(seed)  # baselines draw their random start from torch's generator
         return make_baseline(architecture, hamiltonian, beta=beta,
                              dtype=getattr(torch, config.dtype), init="random")  # fmt: skip

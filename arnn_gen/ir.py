@@ -286,9 +286,9 @@ def build_ir(
     command: str,
 ) -> ArchitectureIR:
     """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``."""
-    from .systems import Hamiltonian
+    from .systems import CurieWeiss, Hamiltonian
 
-    if not isinstance(hamiltonian, Hamiltonian):
+    if not isinstance(hamiltonian, Hamiltonian | CurieWeiss):
         raise ArnnGenError("build_ir needs a Hamiltonian")
     system, variant, k = reduction.system, reduction.variant, reduction.k
     N = hamiltonian.N

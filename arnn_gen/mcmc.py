@@ -40,6 +40,10 @@ __all__ = [
 
 
 def _check_hamiltonian(hamiltonian: Any) -> Hamiltonian:
+    from arnn_gen.systems import CurieWeiss
+
+    if isinstance(hamiltonian, CurieWeiss):
+        return hamiltonian.dense()
     if not isinstance(hamiltonian, Hamiltonian):
         raise ArnnGenError(f"expected a Hamiltonian, got {type(hamiltonian).__name__}")
     return hamiltonian

@@ -81,6 +81,8 @@ class ReducedSymbols:
 
 
 _MAX_LAYERS = 16
+#: The deepest replica-symmetry breaking the layer symbols allow (k + 2 layers).
+MAX_RSB_DEPTH = _MAX_LAYERS - 2
 RSYM = ReducedSymbols(
     J=sp.Symbol("J", real=True),
     h=sp.Symbol("h", real=True),

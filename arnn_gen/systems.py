@@ -16,8 +16,9 @@ Constructors: :func:`curie_weiss`, :func:`sherrington_kirkpatrick`, :func:`from_
 the file suffix:
 
 ``.npz``
-    arrays ``J`` (``[N, N]``) and ``h`` (``[N]``), plus ``kind`` and ``provenance`` (JSON) as
-    0-d unicode arrays, so that the file loads with ``numpy.load(path, allow_pickle=False)``.
+    arrays ``J`` (``[N, N]``) and ``h`` (``[N]``), plus ``kind``, ``provenance`` (JSON) and
+    ``signature`` (:meth:`Hamiltonian.signature`, checked on loading) as 0-d unicode
+    arrays, so that the file loads with ``numpy.load(path, allow_pickle=False)``.
     The bytes are deterministic (fixed zip timestamps): saving the same system twice gives
     the same file.
 any other suffix
@@ -45,12 +46,15 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from arnn_gen.checks import MAX_DENSE_N, MAX_SPINS, check_dense
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import atomic_writer as _atomic_writer
 
 __all__ = [
     "KINDS",
     "Hamiltonian",
+    "CurieWeiss",
+    "as_hamiltonian",
     "curie_weiss",
     "sherrington_kirkpatrick",
     "from_couplings",
@@ -85,6 +89,8 @@ def _check_n(N: Any) -> int:
         raise ArnnGenError(f"the number of spins N must be an integer, got {N!r}")
     if N < 1:
         raise ArnnGenError(f"the number of spins N must be >= 1, got N={int(N)}")
+    if N > MAX_SPINS:
+        raise ArnnGenError(f"the number of spins N must be <= {MAX_SPINS}, got N={int(N)}")
     return int(N)
 
 
@@ -308,6 +314,8 @@ class Hamiltonian:
 
     @functools.cached_property
     def _signature(self) -> str:
+        if self.kind == "cw":  # the arrays are a function of (N, J, h), checked on construction
+            return _curie_weiss_signature(self.N, self.provenance)
         digest = hashlib.sha256()
         header = f"arnn-gen-hamiltonian-v1\0{self.kind}\0{self._provenance_key()!r}\0{self.N}\0"
         digest.update(header.encode("utf-8"))
@@ -320,6 +328,8 @@ class Hamiltonian:
         return tuple((k, type(v).__name__, v) for k, v in self.provenance.items())
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, CurieWeiss):
+            return self.kind == "cw" and self.signature() == other.signature()
         if not isinstance(other, Hamiltonian):
             return NotImplemented
         return (
@@ -343,6 +353,92 @@ class Hamiltonian:
     def save(self, path: PathLike) -> None:
         """Write the system to ``path``; see :func:`save`."""
         save(self, path)
+
+
+def _curie_weiss_signature(N: int, provenance: Mapping[str, float | int]) -> str:  # noqa: N803
+    """The signature of a Curie-Weiss system, from its numbers alone (any N, no matrix)."""
+    key = tuple((k, type(v).__name__, v) for k, v in sorted(provenance.items()))
+    header = f"arnn-gen-curie-weiss-v1\0{key!r}\0{N}\0"
+    return hashlib.sha256(header.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class CurieWeiss:
+    """The Curie-Weiss system by its three numbers: O(1) memory at any N <= MAX_SPINS.
+
+    J_ij = J/N for every i != j and h_i = h (PHYSICS.md section 1), as
+    :func:`curie_weiss`, without the [N, N] matrix: the closed-form free energy, the CW
+    modules and the energy need only N, J and h. :meth:`dense` (and the ``J``/``h``
+    properties) build the :class:`Hamiltonian` on request, within the dense budget. Its
+    :meth:`signature` is the dense system's.
+    """
+
+    size: int
+    coupling: float = 1.0
+    field: float = 0.0
+    kind = "cw"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", _check_n(self.size))
+        object.__setattr__(self, "coupling", _finite_float("Curie-Weiss coupling J", self.coupling))
+        object.__setattr__(self, "field", _finite_float("Curie-Weiss field h", self.field))
+
+    @property
+    def N(self) -> int:  # noqa: N802 (physics name)
+        return self.size
+
+    @property
+    def provenance(self) -> Mapping[str, float]:
+        return types.MappingProxyType({"J": self.coupling, "h": self.field})
+
+    def signature(self) -> str:
+        return _curie_weiss_signature(self.size, self.provenance)
+
+    def dense(self) -> Hamiltonian:
+        """The same system with its [N, N] couplings (refused beyond the dense budget)."""
+        return _dense_curie_weiss(self.size, self.coupling, self.field)
+
+    @property
+    def J(self) -> np.ndarray:  # noqa: N802
+        return self.dense().J
+
+    @property
+    def h(self) -> np.ndarray:
+        return np.full(self.size, self.field)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """H(x) [...] from the magnetisation M = sum_i x_i: -(J/N)(M^2 - N)/2 - h M."""
+        if x.shape[-1] != self.size:
+            raise ArnnGenError(f"expected configurations [..., {self.size}], got {tuple(x.shape)}")
+        if not bool(((x == 1) | (x == -1)).all()):
+            raise ArnnGenError("spin configurations must contain only -1 and +1")
+        M = x.sum(dim=-1)  # noqa: N806
+        return -(self.coupling / self.size) * (M * M - self.size) / 2 - self.field * M
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CurieWeiss | Hamiltonian):
+            return other.kind == "cw" and other.signature() == self.signature()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return int(self.signature()[:16], 16)
+
+    def save(self, path: PathLike) -> None:
+        save(self.dense(), path)
+
+
+@functools.lru_cache(maxsize=4)
+def _dense_curie_weiss(N: int, J: float, h: float) -> Hamiltonian:  # noqa: N803
+    return curie_weiss(N, J, h)
+
+
+def as_hamiltonian(system: Hamiltonian | CurieWeiss) -> Hamiltonian:
+    """The dense :class:`Hamiltonian` of a system (a :class:`CurieWeiss` is built densely)."""
+    if isinstance(system, CurieWeiss):
+        return system.dense()
+    if not isinstance(system, Hamiltonian):
+        raise ArnnGenError(f"expected a Hamiltonian, got {type(system).__name__}")
+    return system
 
 
 def _check_provenance(
@@ -392,7 +488,7 @@ def curie_weiss(N: int, J: float = 1.0, h: float = 0.0) -> Hamiltonian:  # noqa:
     The couplings are stored densely (``[N, N]``); for the exact thermodynamics of very
     large N use :func:`arnn_gen.exact.curie_weiss_exact`, which needs no matrix.
     """
-    n_spins = _check_n(N)
+    n_spins = check_dense(_check_n(N), "the dense Curie-Weiss couplings")
     coupling = _finite_float("Curie-Weiss coupling J", J)
     field_value = _finite_float("Curie-Weiss field h", h)
     couplings = np.full((n_spins, n_spins), coupling / n_spins)  # [N, N]
@@ -421,7 +517,7 @@ def sherrington_kirkpatrick(
         h: uniform field.
         seed: integer >= 0 for :func:`numpy.random.default_rng`.
     """
-    n_spins = _check_n(N)
+    n_spins = check_dense(_check_n(N), "the couplings of an SK instance")
     scale = _finite_float("SK coupling scale J", J)
     if scale < 0:
         raise ArnnGenError(f"SK coupling scale J must be >= 0, got {scale!r}")
@@ -473,20 +569,28 @@ def _is_npz(path: Path) -> bool:
     return path.suffix.lower() == ".npz"
 
 
-def load(path: PathLike) -> Hamiltonian:
+def load(path: PathLike, *, max_n: int | None = None, purpose: str = "") -> Hamiltonian:
     """Read a system written by :func:`save` (or by hand); the format follows the suffix.
 
-    ``.npz``: arrays ``J`` (required) and ``h`` (optional, zero if absent), and optional
-    0-d string arrays ``kind`` and ``provenance`` (JSON). Any other suffix: a text edge list
-    (see the module docstring); it loads as a ``"general"`` system.
+    ``.npz``: arrays ``J`` (required) and ``h`` (optional: an archive without ``h`` means
+    zero fields), and optional 0-d string arrays ``kind`` and ``provenance`` (JSON). Any
+    other suffix: a text edge list (see the module docstring); it loads as a ``"general"``
+    system.
+
+    The number of spins (an .npz array header, a text file's ``N n`` line or its largest
+    index) is checked against ``max_n`` (default and at most :data:`~arnn_gen.checks.MAX_DENSE_N`)
+    before J is built; ``purpose`` names the operation in that error ("exact enumeration").
     """
     path = Path(path)
     if not path.exists():
         raise ArnnGenError(f"couplings file {path} does not exist")
+    if path.is_dir():
+        raise ArnnGenError(f"couplings file {path} is a directory")
+    limit = MAX_DENSE_N if max_n is None else min(int(max_n), MAX_DENSE_N)
     try:
         if _is_npz(path):
-            return _load_npz(path)
-        return _load_edges(path)
+            return _load_npz(path, limit, purpose)
+        return _load_edges(path, limit, purpose)
     except ArnnGenError as err:
         message = str(err)
         if str(path) in message:
@@ -494,8 +598,42 @@ def load(path: PathLike) -> Hamiltonian:
         raise ArnnGenError(f"couplings file {path}: {message}") from None
 
 
-def _load_npz(path: Path) -> Hamiltonian:
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+def _check_loaded_n(path: Path, n_spins: int, limit: int, purpose: str) -> None:
+    """Refuse a file's size before anything [N, N] is allocated."""
+    if n_spins > limit:
+        what = purpose or "a dense system"
+        raise ArnnGenError(
+            f"couplings file {path} has N = {n_spins} spins; {what} is limited to N <= {limit}"
+        )
+
+
+def _npz_shape(archive: zipfile.ZipFile, member: str) -> tuple[int, ...]:
+    """The shape in the header of ``member`` of an .npz archive, without reading its data."""
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(stream)
+    return tuple(shape)
+
+
+def _load_npz(path: Path, limit: int = MAX_DENSE_N, purpose: str = "") -> Hamiltonian:
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "J.npy" in archive.namelist():
+                shape = _npz_shape(archive, "J.npy")
+                if len(shape) == 2 and shape[0] == shape[1]:
+                    _check_loaded_n(path, shape[0], limit, purpose)
+                elif len(shape) != 2 or shape[0] != shape[1]:
+                    raise ArnnGenError(
+                        f"couplings file {path}: J must be a square 2-D array, got shape {shape}"
+                    )
+    except ArnnGenError:
+        raise
+    except unreadable as err:
+        raise ArnnGenError(f"cannot read couplings file {path}: {err}") from None
     try:
         # Open the file ourselves: numpy.load leaks its handle when the archive is corrupt.
         with open(path, "rb") as handle:
@@ -514,6 +652,7 @@ def _load_npz(path: Path) -> Hamiltonian:
                 provenance_json = (
                     _npz_string(path, archive, "provenance") if "provenance" in names else "{}"
                 )
+                recorded = _npz_string(path, archive, "signature") if "signature" in names else None
     except ArnnGenError:
         raise
     except unreadable as err:
@@ -529,7 +668,12 @@ def _load_npz(path: Path) -> Hamiltonian:
     if fields is None:
         fields = np.zeros(couplings.shape[0] if couplings.ndim >= 1 else 0)
     # The Hamiltonian itself (not from_couplings) so that a stored h must have shape [N].
-    return Hamiltonian(couplings, fields, kind, provenance)
+    hamiltonian = Hamiltonian(couplings, fields, kind, provenance)
+    if recorded is not None and recorded != hamiltonian.signature():
+        raise ArnnGenError(
+            f"couplings file {path} is damaged: its arrays do not have the signature it records"
+        )
+    return hamiltonian
 
 
 def _npz_string(path: Path, archive: Any, name: str) -> str:
@@ -545,7 +689,7 @@ def _npz_string(path: Path, archive: Any, name: str) -> str:
 _MALFORMED = "expected 'i j J_ij', 'h i value' or 'N n'"
 
 
-def _load_edges(path: Path) -> Hamiltonian:
+def _load_edges(path: Path, limit: int = MAX_DENSE_N, purpose: str = "") -> Hamiltonian:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -625,6 +769,7 @@ def _load_edges(path: Path) -> Hamiltonian:
         n_spins = declared_n
     else:
         n_spins = 1 + max(index for index, _ in index_lines)
+    _check_loaded_n(path, n_spins, limit, purpose)
 
     couplings = np.zeros((n_spins, n_spins))  # [N, N]
     for (i, j), (value, _) in edges.items():
@@ -659,20 +804,21 @@ def save(hamiltonian: Hamiltonian, path: PathLike) -> None:
     try:
         with _atomic_writer(path) as handle:
             if _is_npz(path):
-                _write_npz(hamiltonian, handle)
+                write_npz(hamiltonian, handle)
             else:
                 handle.write(_edge_list_text(hamiltonian).encode("utf-8"))
     except OSError as err:
         raise ArnnGenError(f"cannot write couplings file {path}: {err}") from None
 
 
-def _write_npz(hamiltonian: Hamiltonian, handle: IO[bytes]) -> None:
+def write_npz(hamiltonian: Hamiltonian, handle: IO[bytes]) -> None:
     """Deterministic .npz: fixed member order and timestamps, no pickles."""
     members = {
         "J": hamiltonian.J.astype("<f8"),
         "h": hamiltonian.h.astype("<f8"),
         "kind": np.array(hamiltonian.kind),
         "provenance": np.array(json.dumps(dict(hamiltonian.provenance), sort_keys=True)),
+        "signature": np.array(hamiltonian.signature()),
     }
     with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, array in members.items():

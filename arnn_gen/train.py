@@ -23,6 +23,7 @@ checkpoint ends in the same state as one that was never interrupted.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import math
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import MAX_BETAS, MAX_SAMPLES, MAX_TRAINING_STEPS
 from .errors import ArnnGenError
 from .files import write_atomically
 from .natural import NATURAL_DAMPING, NATURAL_LR, SiteNaturalGradient
@@ -48,6 +50,9 @@ __all__ = [
     "exact_free_energy",
     "follow_beta",
     "hamiltonian_of",
+    "identity_of",
+    "check_identity",
+    "apply_state",
     "train",
     "fit",
     "fit_model",
@@ -132,6 +137,16 @@ class TrainConfig:
         if self.lr_min is not None and _positive("lr_min", self.lr_min) > self.lr:
             raise ArnnGenError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
         _positive("eval_samples", self.eval_samples, integer=True)
+        if self.eval_samples > MAX_SAMPLES or self.batch > MAX_SAMPLES:
+            raise ArnnGenError(f"batch and eval_samples must be <= {MAX_SAMPLES}")
+        grid = math.floor((self.beta - self.beta_start) / self.beta_step) + 2
+        if grid > MAX_BETAS:
+            raise ArnnGenError(
+                f"the annealing grid from {self.beta_start} to {self.beta} in steps of "
+                f"{self.beta_step} has {grid - 1} betas; the limit is {MAX_BETAS}"
+            )
+        if grid * self.steps_per_beta + self.warmup_steps > MAX_TRAINING_STEPS:
+            raise ArnnGenError(f"the schedule exceeds {MAX_TRAINING_STEPS} training steps")
         if self.early_stop is not None:
             _positive("early_stop", self.early_stop)
         if self.dtype not in ("float32", "float64"):
@@ -193,7 +208,7 @@ def hamiltonian_of(model):
     N = model.N
     J, h = getattr(model, "J", None), getattr(model, "h", None)
     if isinstance(J, float):  # CW_N / CW_inf modules: J_ij = J / N, h_i = h
-        return systems.curie_weiss(N, J=J, h=h)
+        return systems.CurieWeiss(N, J, h)
     couplings = getattr(model, "couplings", J)
     fields = getattr(model, "fields", h)
     couplings = couplings.detach().double().cpu().numpy()
@@ -206,6 +221,39 @@ def hamiltonian_of(model):
         ):
             return uniform
     return systems.from_couplings(couplings, fields)
+
+
+def identity_of(model) -> dict:
+    """What a checkpoint must match: the architecture, N, and the Hamiltonian and IR
+    signatures an emitted module declares (HAMILTONIAN_SIGNATURE, IR_SIGNATURE; for other
+    models the signature of the Hamiltonian they hold)."""
+    kind = type(model)
+    hamiltonian = getattr(kind, "HAMILTONIAN_SIGNATURE", None)
+    if hamiltonian is None:
+        hamiltonian = hamiltonian_of(model).signature()
+    return {
+        "architecture": getattr(kind, "TITLE", kind.__name__),
+        "N": int(model.N),
+        "hamiltonian_signature": hamiltonian,
+        "ir_signature": getattr(kind, "IR_SIGNATURE", None),
+    }
+
+
+def check_identity(recorded, model, where) -> None:
+    """Refuse a checkpoint or run folder made with another module (one line naming both)."""
+    if not isinstance(recorded, dict):
+        return  # written before runs recorded their module: nothing to compare
+    current = identity_of(model)
+    labels = {"architecture": "architecture", "N": "N",
+              "hamiltonian_signature": "Hamiltonian", "ir_signature": "IR"}  # fmt: skip
+    for key, label in labels.items():
+        then, now = recorded.get(key), current[key]
+        if then is not None and now is not None and then != now:
+            short = (lambda v: str(v)[:16]) if key.endswith("signature") else str
+            raise ArnnGenError(
+                f"{where} was made with {label} {short(then)}, but the module has {label} "
+                f"{short(now)}: use the module that made it"
+            )
 
 
 def exact_free_energy(model, beta: float) -> float | None:
@@ -239,7 +287,18 @@ def sample_with_log_prob(model, batch: int, generator=None) -> tuple[torch.Tenso
         return model.sample_with_log_prob(batch, generator=generator)
     with torch.no_grad():
         x = model.sample(batch, generator=generator)
-    return x, model.log_prob(x)
+    return x, model.log_prob(x, **own_samples(model))
+
+
+def own_samples(model) -> dict:
+    """Keyword arguments for log_prob/energy on samples the model drew itself: emitted
+    modules skip their input check (``validate=False``); other models take none."""
+    method = getattr(type(model), "log_prob", None)
+    try:
+        accepts = method is not None and "validate" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"validate": False} if accepts else {}
 
 
 def reinforce_loss(
@@ -248,11 +307,23 @@ def reinforce_loss(
     """(surrogate loss, L) for a batch x ~ Q: grad of the loss is the REINFORCE estimate
     E[(L - mean L) grad log Q] of beta grad F[Q] (PHYSICS.md section 5). ``log_q``: log Q(x)
     with autograd when already known (sample_with_log_prob), else model.log_prob(x)."""
+    unchecked = own_samples(model)
     if log_q is None:
-        log_q = model.log_prob(x)  # [B]
+        log_q = model.log_prob(x, **unchecked)  # [B]
     with torch.no_grad():
-        L = log_q + beta * model.energy(x).to(log_q.dtype)  # [B]
+        L = log_q + beta * model.energy(x, **unchecked).to(log_q.dtype)  # [B]
     return ((L - L.mean()) * log_q).mean(), L
+
+
+def _check_finite(estimates: Estimates, beta: float) -> None:
+    """Non-finite estimates are an error, never a metrics row."""
+    for key in ("free_energy", "free_energy_is"):
+        value = getattr(estimates, key)
+        if not math.isfinite(value):
+            raise ArnnGenError(
+                f"training diverged at beta = {beta}: the estimate {key} is {value}; "
+                "lower --lr or train in --dtype float64 (the last checkpoint is kept)"
+            )
 
 
 def metrics_row(estimates: Estimates, exact_f: float | None) -> dict:
@@ -294,7 +365,8 @@ def _read_torch(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (any unpickling failure means a bad file)
-        raise ArnnGenError(f"cannot read checkpoint {path}: {error}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "empty or truncated"
+        raise ArnnGenError(f"cannot read checkpoint {path}: {reason[:200]}") from None
 
 
 def _is_checkpoint(payload) -> bool:
@@ -377,13 +449,15 @@ def train(
     rows: list[dict] = []
     history: list[dict] = []
     start = 0
+    identity = identity_of(model)
     if resume:
         if run is None:
             raise ArnnGenError("resume needs the run folder")
         payload = load_checkpoint(run / "checkpoint.pt")
+        check_identity(payload.get("identity"), model, run / "checkpoint.pt")
         if payload["config"] != config.to_dict():
             raise ArnnGenError(f"{run} was made with another configuration; cannot resume it")
-        model.load_state_dict(payload["model"])
+        apply_state(model, payload["model"], run / "checkpoint.pt")
         if optimizer is not None:
             optimizer.load_state_dict(payload["optimizer"])
         generator.set_state(payload["generator"])
@@ -397,6 +471,7 @@ def train(
             ),
             "N": model.N,
             "config": config.to_dict(),
+            "identity": identity,
         }
         write_atomically(run / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
@@ -421,10 +496,12 @@ def train(
                     break
             estimates = estimate(model, beta=beta, samples=config.eval_samples,
                                  batch_size=config.batch, generator=generator)  # fmt: skip
+            _check_finite(estimates, beta)
             rows.append(metrics_row(estimates, exact_free_energy(model, beta)))
             if run is not None:
                 payload = {
                     "version": _CHECKPOINT_VERSION,
+                    "identity": identity,
                     "config": config.to_dict(),
                     "done": index + 1,
                     "model": model.state_dict(),
@@ -445,6 +522,7 @@ def train(
         model, beta=betas[-1], samples=config.eval_samples, batch_size=config.batch,
         generator=generator,
     )  # fmt: skip
+    _check_finite(final_estimates, betas[-1])
     final = metrics_row(final_estimates, exact_free_energy(model, betas[-1]))
     with torch.no_grad():
         x = model.sample(min(config.eval_samples, 20000), generator=generator)
@@ -557,14 +635,41 @@ def fit(model, samples, config: FitConfig, *, progress: bool = False) -> list[fl
     return losses
 
 
-def load_state(path) -> dict:
-    """The model state in a run's ``model.pt`` or ``checkpoint.pt``."""
+def load_state(path, model=None) -> dict:
+    """The model state in a run's ``model.pt`` or ``checkpoint.pt``. With ``model``, the
+    run must have been made with the same module (:func:`check_identity`): a checkpoint
+    records it, a ``model.pt`` is checked against the ``config.json`` beside it."""
+    path = Path(path)
     payload = _read_torch(path)
     if _is_checkpoint(payload):
+        if model is not None:
+            check_identity(payload.get("identity"), model, path)
         return payload["model"]
-    if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
+    if (
+        isinstance(payload, dict)
+        and payload
+        and all(isinstance(v, torch.Tensor) for v in payload.values())
+    ):
+        config = path.with_name("config.json")
+        if model is not None and config.is_file():
+            try:
+                recorded = json.loads(config.read_text()).get("identity")
+            except (OSError, ValueError, AttributeError):
+                recorded = None
+            check_identity(recorded, model, path)
         return payload
     raise ArnnGenError(f"{path} holds no model state")
+
+
+def apply_state(model, state, where) -> None:
+    """``model.load_state_dict(state)``, with a one-line error when they do not fit."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ArnnGenError(
+            f"{where} does not fit this module (another architecture or N?): {first[:200]}"
+        ) from None
 
 
 #: Standard deviation of the first layer's small random start in the inverse problem.
@@ -577,6 +682,7 @@ def fit_model(model, samples, config: FitConfig, run_dir=None, *, learn_coupling
     ``run_dir``. With ``learn_couplings`` the first layer (a parameter J, h of the model)
     restarts from small random symmetric couplings (std INVERSE_START_STD) and zero fields,
     as in the paper's inverse problem (PHYSICS.md section 5)."""
+    identity = identity_of(model)
     if learn_couplings:
         generator = torch.Generator().manual_seed(config.seed)
         with torch.no_grad():
@@ -589,7 +695,7 @@ def fit_model(model, samples, config: FitConfig, run_dir=None, *, learn_coupling
         run = Path(run_dir)
         run.mkdir(parents=True, exist_ok=True)
         meta = {"config": config.to_dict(), "learn_couplings": learn_couplings,
-                "samples": len(samples), "N": model.N}  # fmt: skip
+                "samples": len(samples), "N": model.N, "identity": identity}  # fmt: skip
         write_atomically(run / "config.json", json.dumps(meta, indent=2).encode())
         per_spin = [loss / model.N for loss in losses]
         write_atomically(run / "fit.json", json.dumps({"nll_per_spin": per_spin}).encode())

@@ -37,6 +37,7 @@ are read from the sidecar sk_exact_n20.npz beside this file unless given to the 
 
 import ast
 import math
+import operator
 import struct
 import zipfile
 from pathlib import Path
@@ -44,6 +45,9 @@ from pathlib import Path
 import torch
 
 __all__ = ["SherringtonKirkpatrickH2ARNN", "Model"]
+
+HAMILTONIAN_SIGNATURE = "a4a41fcf8e1fe621994ecb253110a1ab9a49fae0f528c4e0a257ee42327d57b5"
+IR_SIGNATURE = "dea874a29cfd07a3bbf38ad7efdddf18f70bfc78ced7c766b12710266c6b12fb"
 
 
 def _check_beta(beta):
@@ -53,8 +57,76 @@ def _check_beta(beta):
     return beta
 
 
-def _read_npy(data):
-    """A float64 array from the bytes of a .npy file (stdlib only: numpy is optional)."""
+#: True while torch.compile traces a function (torch.compiler.is_compiling from torch 2.3,
+#: torch._dynamo before): _check_spins leaves the test of the values out of a traced graph,
+#: and the functions the replica modules' enable_compile() compiles take the plain
+#: elementwise forms that inductor fuses (their eager fallback the forms that run best
+#: eagerly).
+_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
+
+#: The dtypes whose spins _check_spins tests by the extremes of |x|, one reduction (on the
+#: CPU about 3 times as fast as comparing every entry with -1 and +1); other real dtypes
+#: (float8, wider unsigned integers) are compared entry by entry.
+_EXTREMES_DTYPES = (
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+)
+
+
+def _check_spins(x, N):
+    """A one-line ValueError unless x is a torch.Tensor of a real dtype (floating point or
+    integer; not bool or complex) and shape [B, N], B >= 0, every entry -1 or +1 (so none
+    NaN or infinite). x itself is neither changed nor copied. The test of the values reads
+    them on the host: on CUDA it waits for the device (inner loops that know their spins
+    pass validate=False), and inside torch.compile, where a branch on the data would break
+    the graph, it is left out (the type, dtype and shape are still tested)."""
+    expected = f"x must be a [B, {N}] tensor of -1 and +1"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{expected}, got {type(x).__name__}")
+    if x.dtype == torch.bool or x.dtype.is_complex:
+        raise ValueError(f"{expected}, got dtype {x.dtype}")
+    if x.dim() != 2 or x.shape[1] != N:
+        raise ValueError(f"{expected}, got shape {tuple(x.shape)}")
+    if x.numel() == 0 or _compiling():
+        return
+    x = x.detach()
+    if x.dtype in _EXTREMES_DTYPES:  # |x| = 1 everywhere: its least and greatest are 1
+        low, high = x.abs().aminmax()  # NaN where x holds a NaN
+        valid = (low == 1) & (high == 1)
+    else:
+        valid = ((x == 1) | (x == -1)).all()
+    if not bool(valid):
+        raise ValueError(f"{expected}, got values other than -1 and +1")
+
+
+def _check_batch_size(batch_size):
+    """batch_size as an int >= 1: a Python int or anything operator.index takes, except a
+    bool; else a one-line ValueError."""
+    size = None
+    is_bool = isinstance(batch_size, bool) or (
+        isinstance(batch_size, torch.Tensor) and batch_size.dtype == torch.bool
+    )
+    if not is_bool:
+        try:
+            size = operator.index(batch_size)
+        except (TypeError, ValueError, RuntimeError):
+            size = None
+    if size is None or size < 1:
+        got = " ".join(repr(batch_size).split())  # one line, whatever the object
+        raise ValueError(f"batch_size must be a positive integer, got {got}")
+    return size
+
+
+def _npy(data):
+    """(header, payload) of the bytes of a .npy file (stdlib only: numpy is optional)."""
     if data[:6] != b"\x93NUMPY":
         raise ValueError("not a .npy array")
     if data[6] == 1:
@@ -64,10 +136,26 @@ def _read_npy(data):
         (length,) = struct.unpack("<I", data[8:12])
         start = 12
     header = ast.literal_eval(data[start : start + length].decode("latin1"))
-    if header["descr"] != "<f8" or header["fortran_order"]:
-        raise ValueError(f"expected a C-ordered little-endian float64 array, got {header}")
-    values = torch.frombuffer(bytearray(data[start + length :]), dtype=torch.float64)
+    if not isinstance(header, dict) or header.get("fortran_order", True):
+        raise ValueError(f"expected a C-ordered .npy array, got {header}")
+    return header, data[start + length :]
+
+
+def _read_npy(data):
+    """A float64 array from the bytes of a .npy file."""
+    header, payload = _npy(data)
+    if header["descr"] != "<f8":
+        raise ValueError(f"expected a little-endian float64 array, got {header}")
+    values = torch.frombuffer(bytearray(payload), dtype=torch.float64)
     return values.reshape(header["shape"]).clone()
+
+
+def _read_npy_text(data):
+    """The string of a 0-d unicode .npy array."""
+    header, payload = _npy(data)
+    if not str(header["descr"]).startswith("<U") or header["shape"] != ():
+        raise ValueError(f"expected a 0-d string, got {header}")
+    return payload.decode("utf-32-le").rstrip("\0")
 
 
 def _float64(value):
@@ -82,6 +170,13 @@ def _system(J, h, N):
     if J is None:
         path = Path(__file__).with_name("sk_exact_n20.npz")
         with zipfile.ZipFile(path) as archive:
+            if "signature.npy" in archive.namelist():
+                recorded = _read_npy_text(archive.read("signature.npy"))
+                if recorded != HAMILTONIAN_SIGNATURE:
+                    raise ValueError(
+                        f"{path.name} holds another system (signature {recorded[:16]}), "
+                        f"not this module's ({HAMILTONIAN_SIGNATURE[:16]}): emit both again"
+                    )
             J = _read_npy(archive.read("J.npy"))
             if h is None:
                 h = _read_npy(archive.read("h.npy"))
@@ -121,11 +216,17 @@ def _later_configurations(N, device=None):
 class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
     """H2ARNN for sk, N = 20.
 
-    x: float tensor [B, N] of +-1. forward(x) -> logits [B, N] of P(x_i = +1 | x_<i);
+    x: real tensor [B, N] of -1 and +1. forward(x) -> logits [B, N] of P(x_i = +1 | x_<i);
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
+    Every method that takes x checks it (a ValueError) unless called with validate=False,
+    for inner loops whose spins are known to be valid; sample checks batch_size.
     """
 
     TITLE = "H2ARNN"
+    #: sha256 of the system (couplings and fields; Curie-Weiss: N, J, h) and of the IR this
+    #: module was emitted from; checkpoints and run folders record them (docs/reliability.md).
+    HAMILTONIAN_SIGNATURE = HAMILTONIAN_SIGNATURE
+    IR_SIGNATURE = IR_SIGNATURE
     SYSTEM = "sk"
     VARIANT = "exact"
     N = 20
@@ -200,17 +301,21 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
         self._beta = _check_beta(value)
         self._on_beta_change()
 
-    def log_prob(self, x):
+    def log_prob(self, x, *, validate=True):
         """log Q(x) [B] = sum_i log P(x_i | x_<i), with P(x_i) = sigmoid(x_i * logit_i)."""
+        if validate:
+            _check_spins(x, self.N)
         x = x.to(self._dtype())
-        return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
+        return torch.nn.functional.logsigmoid(x * self.forward(x, validate=False)).sum(-1)
 
-    def energy(self, x):
+    def energy(self, x, *, validate=True):
         """H(x) [B] = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i (PHYSICS.md section 1)."""
+        if validate:
+            _check_spins(x, self.N)
         x = x.to(self._dtype())
         return -0.5 * ((x @ self.J) * x).sum(-1) - x @ self.h
 
-    def forward(self, x):
+    def forward(self, x, *, validate=True):
         """Logits [B, N] of every conditional in one pass (PHYSICS.md section 2):
 
             logit_i = 2 beta phi_{i,i} + log rho^+_i - log rho^-_i,
@@ -219,6 +324,8 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
         All C = 2^N - 1 configurations at once, in chunks of the batch; the logsumexp over
         the configurations of each site is a segment reduction (max, then sum of exp).
         """
+        if validate:
+            _check_spins(x, self.N)
         x = x.to(self._dtype())
         site = self.config_site  # [C]
         phi_site = self.h + x @ torch.triu(self.J, diagonal=1)  # [B, N] phi_{i,i}
@@ -251,6 +358,7 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
         """x [B, N] by ancestral sampling; the fields phi_{i,l} are updated incrementally,
         phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, and step i uses the configurations of site i
         only: O(B 2^(N-1-i) (N-1-i))."""
+        batch_size = _check_batch_size(batch_size)
         N, dtype = self.N, self._dtype()
         x = torch.empty(batch_size, N, device=self.J.device, dtype=dtype)
         phi = self.h.expand(batch_size, N).clone()  # [B, N] phi_{i,l}, l >= i

@@ -36,6 +36,7 @@ are read from the sidecar sk_rs_n100.npz beside this file unless given to the co
 
 import ast
 import math
+import operator
 import struct
 import zipfile
 from pathlib import Path
@@ -43,6 +44,9 @@ from pathlib import Path
 import torch
 
 __all__ = ["SherringtonKirkpatrickRS", "Model"]
+
+HAMILTONIAN_SIGNATURE = "d86afc63d4ed060ea6a59c20d3b9b5a6103f8a5080d1b0261d399ee8bfe13d27"
+IR_SIGNATURE = "8ba7bc3f177575c29a729ccd2eb44a9cb5e1ce8cbde7a00e1a5cd8c27f407c9d"
 
 
 def _check_beta(beta):
@@ -52,8 +56,76 @@ def _check_beta(beta):
     return beta
 
 
-def _read_npy(data):
-    """A float64 array from the bytes of a .npy file (stdlib only: numpy is optional)."""
+#: True while torch.compile traces a function (torch.compiler.is_compiling from torch 2.3,
+#: torch._dynamo before): _check_spins leaves the test of the values out of a traced graph,
+#: and the functions the replica modules' enable_compile() compiles take the plain
+#: elementwise forms that inductor fuses (their eager fallback the forms that run best
+#: eagerly).
+_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
+
+#: The dtypes whose spins _check_spins tests by the extremes of |x|, one reduction (on the
+#: CPU about 3 times as fast as comparing every entry with -1 and +1); other real dtypes
+#: (float8, wider unsigned integers) are compared entry by entry.
+_EXTREMES_DTYPES = (
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+)
+
+
+def _check_spins(x, N):
+    """A one-line ValueError unless x is a torch.Tensor of a real dtype (floating point or
+    integer; not bool or complex) and shape [B, N], B >= 0, every entry -1 or +1 (so none
+    NaN or infinite). x itself is neither changed nor copied. The test of the values reads
+    them on the host: on CUDA it waits for the device (inner loops that know their spins
+    pass validate=False), and inside torch.compile, where a branch on the data would break
+    the graph, it is left out (the type, dtype and shape are still tested)."""
+    expected = f"x must be a [B, {N}] tensor of -1 and +1"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{expected}, got {type(x).__name__}")
+    if x.dtype == torch.bool or x.dtype.is_complex:
+        raise ValueError(f"{expected}, got dtype {x.dtype}")
+    if x.dim() != 2 or x.shape[1] != N:
+        raise ValueError(f"{expected}, got shape {tuple(x.shape)}")
+    if x.numel() == 0 or _compiling():
+        return
+    x = x.detach()
+    if x.dtype in _EXTREMES_DTYPES:  # |x| = 1 everywhere: its least and greatest are 1
+        low, high = x.abs().aminmax()  # NaN where x holds a NaN
+        valid = (low == 1) & (high == 1)
+    else:
+        valid = ((x == 1) | (x == -1)).all()
+    if not bool(valid):
+        raise ValueError(f"{expected}, got values other than -1 and +1")
+
+
+def _check_batch_size(batch_size):
+    """batch_size as an int >= 1: a Python int or anything operator.index takes, except a
+    bool; else a one-line ValueError."""
+    size = None
+    is_bool = isinstance(batch_size, bool) or (
+        isinstance(batch_size, torch.Tensor) and batch_size.dtype == torch.bool
+    )
+    if not is_bool:
+        try:
+            size = operator.index(batch_size)
+        except (TypeError, ValueError, RuntimeError):
+            size = None
+    if size is None or size < 1:
+        got = " ".join(repr(batch_size).split())  # one line, whatever the object
+        raise ValueError(f"batch_size must be a positive integer, got {got}")
+    return size
+
+
+def _npy(data):
+    """(header, payload) of the bytes of a .npy file (stdlib only: numpy is optional)."""
     if data[:6] != b"\x93NUMPY":
         raise ValueError("not a .npy array")
     if data[6] == 1:
@@ -63,10 +135,26 @@ def _read_npy(data):
         (length,) = struct.unpack("<I", data[8:12])
         start = 12
     header = ast.literal_eval(data[start : start + length].decode("latin1"))
-    if header["descr"] != "<f8" or header["fortran_order"]:
-        raise ValueError(f"expected a C-ordered little-endian float64 array, got {header}")
-    values = torch.frombuffer(bytearray(data[start + length :]), dtype=torch.float64)
+    if not isinstance(header, dict) or header.get("fortran_order", True):
+        raise ValueError(f"expected a C-ordered .npy array, got {header}")
+    return header, data[start + length :]
+
+
+def _read_npy(data):
+    """A float64 array from the bytes of a .npy file."""
+    header, payload = _npy(data)
+    if header["descr"] != "<f8":
+        raise ValueError(f"expected a little-endian float64 array, got {header}")
+    values = torch.frombuffer(bytearray(payload), dtype=torch.float64)
     return values.reshape(header["shape"]).clone()
+
+
+def _read_npy_text(data):
+    """The string of a 0-d unicode .npy array."""
+    header, payload = _npy(data)
+    if not str(header["descr"]).startswith("<U") or header["shape"] != ():
+        raise ValueError(f"expected a 0-d string, got {header}")
+    return payload.decode("utf-32-le").rstrip("\0")
 
 
 def _float64(value):
@@ -81,6 +169,13 @@ def _system(J, h, N):
     if J is None:
         path = Path(__file__).with_name("sk_rs_n100.npz")
         with zipfile.ZipFile(path) as archive:
+            if "signature.npy" in archive.namelist():
+                recorded = _read_npy_text(archive.read("signature.npy"))
+                if recorded != HAMILTONIAN_SIGNATURE:
+                    raise ValueError(
+                        f"{path.name} holds another system (signature {recorded[:16]}), "
+                        f"not this module's ({HAMILTONIAN_SIGNATURE[:16]}): emit both again"
+                    )
             J = _read_npy(archive.read("J.npy"))
             if h is None:
                 h = _read_npy(archive.read("h.npy"))
@@ -98,12 +193,6 @@ def _system(J, h, N):
     if bool((J.diagonal() != 0).any()):
         raise ValueError("J must have a zero diagonal")
     return J, h
-
-
-#: True while torch.compile traces a function: the functions enable_compile() compiles then
-#: take the plain elementwise forms that inductor fuses, and their eager fallback the forms
-#: that run best eagerly (torch.compiler.is_compiling from torch 2.3, torch._dynamo before).
-_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
 
 
 def _layer(z, a, b, through_sigmoid, overwrite=False):
@@ -191,11 +280,17 @@ class _FusedLogProb(torch.autograd.Function):
 class SherringtonKirkpatrickRS(torch.nn.Module):
     """SK_RS for sk, N = 100, k = 0.
 
-    x: float tensor [B, N] of +-1. forward(x) -> logits [B, N] of P(x_i = +1 | x_<i);
+    x: real tensor [B, N] of -1 and +1. forward(x) -> logits [B, N] of P(x_i = +1 | x_<i);
     log_prob(x) -> [B]; sample(batch_size, generator=None) -> [B, N]; energy(x) -> [B].
+    Every method that takes x checks it (a ValueError) unless called with validate=False,
+    for inner loops whose spins are known to be valid; sample checks batch_size.
     """
 
     TITLE = "SK_RS"
+    #: sha256 of the system (couplings and fields; Curie-Weiss: N, J, h) and of the IR this
+    #: module was emitted from; checkpoints and run folders record them (docs/reliability.md).
+    HAMILTONIAN_SIGNATURE = HAMILTONIAN_SIGNATURE
+    IR_SIGNATURE = IR_SIGNATURE
     SYSTEM = "sk"
     VARIANT = "rs"
     N = 100
@@ -336,7 +431,7 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         self._beta = _check_beta(value)
         self._on_beta_change()
 
-    def log_prob(self, x):
+    def log_prob(self, x, *, validate=True):
         """log Q(x) [B] = sum_i log P(x_i | x_<i), with P(x_i) = sigmoid(x_i * logit_i). With
         autograd on, from forward without autograd and with the fused gradient pass as its
         backward pass (_FusedLogProb), as in sample_with_log_prob: maximum-likelihood
@@ -345,25 +440,29 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         process, against 0.82 s and 1.3 GiB through forward's graph; benchmarks/RESULTS.md).
         Spins that require a gradient, and a first layer that does (learn_couplings), take
         forward's own autograd."""
+        if validate:
+            _check_spins(x, self.N)
         x = x.to(self._dtype())
         if x.requires_grad or self._first_layer_learns():
             return self._log_prob_through_forward(x)
         with torch.no_grad():
-            logits = self.forward(x)
+            logits = self.forward(x, validate=False)
         return _FusedLogProb.apply(self, x, logits, *self._trained())
 
     def _log_prob_through_forward(self, x):
         """log Q(x) [B] with forward's own autograd, x in the model's dtype: gradients for
         the spins and the first layer too, and a backward pass that can be differentiated."""
-        return torch.nn.functional.logsigmoid(x * self.forward(x)).sum(-1)
+        return torch.nn.functional.logsigmoid(x * self.forward(x, validate=False)).sum(-1)
 
     def _first_layer_learns(self):
         """Whether the couplings or fields of the first layer take gradients (learn_couplings,
         or made to by hand): the fused gradient pass holds them fixed."""
         return self.J.requires_grad or self.h.requires_grad
 
-    def energy(self, x):
+    def energy(self, x, *, validate=True):
         """H(x) [B] = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i of the system (PHYSICS.md 1)."""
+        if validate:
+            _check_spins(x, self.N)
         x = x.to(self.couplings.dtype)
         return -0.5 * ((x @ self.couplings) * x).sum(-1) - x @ self.fields
 
@@ -509,8 +608,10 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         finally:
             setattr(config, self._limit_name, limit)
 
-    def forward(self, x):
+    def forward(self, x, *, validate=True):
         """Logits [B, N] of every conditional (blocks compiled after enable_compile())."""
+        if validate:
+            _check_spins(x, self.N)
         return self._forward(x)
 
     def _block(self, field, spins, first, end, parameters):
@@ -696,7 +797,7 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         return (*grads, *(r if per_sample else r.sum(-1) for r in residual))
 
     @torch.no_grad()
-    def site_log_prob_grads(self, x):
+    def site_log_prob_grads(self, x, *, validate=True):
         """Per-sample gradients of log Q(x) [B, N, P] with respect to each site's own
         parameters: row i holds d log Q(x_b) / d theta_i, theta_i the parameters of
         P(x_i | x_<i), laid out as the pairs (sign, l) of each hidden-layer tensor in the
@@ -705,10 +806,13 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         own conditional, so these rows hold all of grad log Q, and the Fisher matrix of the
         model is block-diagonal over the sites (natural-gradient training). Memory: B N P
         numbers."""
+        if validate:
+            _check_spins(x, self.N)
         x = x.to(self._dtype())
         B, N = x.shape
         spins = x.T.contiguous()  # [N, B]
-        y = torch.nn.functional.logsigmoid(x * self.forward(x)).T  # [N, B] log P(x_i | x_<i)
+        logits = self.forward(x, validate=False)  # [B, N]
+        y = torch.nn.functional.logsigmoid(x * logits).T  # [N, B] log P(x_i | x_<i)
         logit_grad = spins * (-torch.expm1(y))  # [N, B] d log Q / d logit_i
         hidden_count = len(self._trained()) - 2
         rows = x.new_zeros(B, N, 2 * N * hidden_count + 2)
@@ -725,6 +829,7 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
 
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling (see _sample)."""
+        batch_size = _check_batch_size(batch_size)
         return self._sample(batch_size, generator)[0]
 
     def sample_with_log_prob(self, batch_size, generator=None):
@@ -732,9 +837,10 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
         computed while drawing x, so a training step needs no second forward pass; with
         autograd on, its backward pass is the fused gradient pass _log_prob_grads. With a
         learnable first layer (learn_couplings) it is sample() followed by log_prob()."""
+        batch_size = _check_batch_size(batch_size)
         x, logits = self._sample(batch_size, generator)
         if self._first_layer_learns():
-            return x, self.log_prob(x)
+            return x, self.log_prob(x, validate=False)
         return x, _FusedLogProb.apply(self, x, logits, *self._trained())
 
     @torch.no_grad()

@@ -139,7 +139,7 @@ def test_errors_are_one_line(tmp_path):
         ),
         (("exact", "--system", "general", "--couplings", str(bad)), 1, "line 2"),
         (("exact", "--system", "general", "--couplings", str(asym)), 1, "symmetric"),
-        (("derive", "--system", "sk", "--format", "png"), 1, "needs --out"),
+        (("derive", "--system", "sk", "--format", "png"), 2, "needs --out"),
         (("exact", "--system", "cw", "-N", "abc"), 2, "'abc' is not a valid integer"),
     ]
     for args, code, fragment in cases:

@@ -142,7 +142,8 @@ def test_sampler_follows_log_prob(emit):
     x = model.sample(count, generator=torch.Generator().manual_seed(7))
     assert x.shape == (count, 5) and x.dtype == torch.float64
     assert_sampled_law(model, x)
-    assert model.sample(0).shape == (0, 5)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.sample(0)  # an empty batch is refused (DESIGN.md, Emitted module contract)
 
 
 def test_chunked_forward_and_sampler_equal_unchunked(sk8):

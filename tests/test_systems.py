@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pickle
@@ -12,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arnn_gen import systems
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.systems import (
     KINDS,
@@ -160,9 +162,13 @@ def test_equality_hash_signature_and_pickle():
 def test_signature_is_pinned():
     # sha256 of the canonical bytes: the same on every machine, in every process. A change
     # here invalidates every recorded signature (generated files, checkpoints).
-    assert curie_weiss(3, J=1.0, h=0.5).signature() == (
-        "15ed4533686ee90e328dbe2c77b3c5e669b047f8889ef1a82216866b7aff597c"
-    )
+    # A Curie-Weiss system is signed by its numbers (N, J, h), so that N = 10^6 needs no
+    # matrix; the dense and the matrix-free forms agree.
+    expected_cw = hashlib.sha256(
+        b"arnn-gen-curie-weiss-v1\0(('J', 'float', 1.0), ('h', 'float', 0.5))\x003\0"
+    ).hexdigest()
+    assert curie_weiss(3, J=1.0, h=0.5).signature() == expected_cw
+    assert systems.CurieWeiss(3, 1.0, 0.5).signature() == expected_cw
     assert sherrington_kirkpatrick(4, seed=0).signature() == (
         "743d641d78c7a99419a93213b2ab1ce195cac2c09f0afdf839efcd19e5e83599"
     )
@@ -448,7 +454,7 @@ def test_save_is_atomic_and_leaves_no_temp_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np.lib.format, "write_array", explode)
-    with pytest.raises(ArnnGenError, match=r"cannot write couplings file .*s\.npz: disk full"):
+    with pytest.raises(ArnnGenError, match=r"cannot write .*s\.npz: disk full"):
         save(curie_weiss(3), tmp_path / "s.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "s.txt"]
     assert (tmp_path / "s.npz").read_bytes() == before
