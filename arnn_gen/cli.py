@@ -119,6 +119,11 @@ def _check_size(N: int | None, *, system: str, variant: str) -> None:  # noqa: N
         check_dense(N, f"the couplings of {system}")
 
 
+def _check_seed(seed: int, option: str = "--seed") -> int:
+    """A seed of torch's generators: 0 <= seed < 2^64."""
+    return check_int(option, seed, 0, 2**64 - 1)
+
+
 def _check_depth(k: int) -> None:
     check_int("the RSB depth k", k, 0, MAX_RSB_DEPTH)
 
@@ -159,11 +164,16 @@ def main() -> None:
     show_default=True,
 )
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
-def derive(system, variant, N, k, fmt, out):  # noqa: N803
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+def derive(system, variant, N, k, fmt, out, force):  # noqa: N803
     """Print the derived conditional P(x_i=+1|x_<i), then the reduced form of the variant."""
     variant = resolve_variant(system, variant)
     _check_size(N, system=system, variant=variant)
     _check_depth(k)
+    if fmt == "png" and out is None:
+        raise click.UsageError("--format png needs --out FILE.png")
+    if out is not None:
+        _checked_out(out, force)
     derivation = derive_conditional()
     reduction = reduce_conditional(system, variant, k=k, derivation=derivation)
     sections = [
@@ -308,6 +318,9 @@ def _run_folder(path: Path, *, resume: bool, force: bool) -> Path:
     return path
 
 
+#: Samples drawn per call of the model by `sample` (its memory is O(SAMPLE_CHUNK N)).
+SAMPLE_CHUNK = 10000
+
 #: What train and fit write into a run folder (removed first by --force).
 RUN_FILES = ("checkpoint.pt", "model.pt", "config.json", "metrics.json", "metrics.csv",
              "history.csv", "fit.json")  # fmt: skip
@@ -384,6 +397,7 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
                            "rises from --beta-start to --beta")  # fmt: skip
     if resume_dir is not None and force:
         raise ArnnGenError("give either --resume RUN_DIR or --force, not both")
+    _check_seed(seed)
     config = TrainConfig(
         beta=beta, beta_start=beta_start, beta_step=beta_step, steps_per_beta=steps_per_beta,
         batch=batch, lr=lr, lr_min=lr_min, follow_beta=follow_beta, seed=seed,
@@ -437,6 +451,8 @@ def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_coupling
 
     if beta is not None:
         _check_beta(beta)
+    _check_seed(seed)
+    check_int("--epochs", epochs, 1, MAX_TRAINING_STEPS)
     config = FitConfig(epochs=epochs, batch=batch, lr=lr, seed=seed, device=_device(device))
     run_dir = Path(out) if out is not None else Path("runs") / f"{Path(module_path).stem}_fit"
     samples = _load_samples(samples_path)
@@ -448,6 +464,9 @@ def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_coupling
     if samples.shape[1] != model.N:
         raise ArnnGenError(f"{samples_path} holds samples of {samples.shape[1]} spins; "
                            f"{module_path} has N = {model.N}")  # fmt: skip
+    if epochs * -(-len(samples) // batch) > MAX_TRAINING_STEPS:
+        raise ArnnGenError(f"--epochs {epochs} over {len(samples)} samples in batches of "
+                           f"{batch} exceed {MAX_TRAINING_STEPS} steps")  # fmt: skip
     _run_folder(run_dir, resume=False, force=force)
     losses = fit_model(model, samples, config, run_dir, learn_couplings=learn_couplings,
                        progress=not quiet)  # fmt: skip
@@ -497,6 +516,7 @@ def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
 
     check_samples("-n", count)
     check_int("--mh-steps", mh_steps, 0, MAX_TRAINING_STEPS)
+    _check_seed(seed)
     if beta is not None:
         _check_beta(beta)
     target = _checked_out(out, force)
@@ -510,16 +530,19 @@ def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
     if mh_steps:
         from .mcmc import neural_metropolis
 
-        if count * model.N > MAX_BATCH_SPINS:
-            raise ArnnGenError(f"-n {count} chains of N = {model.N} spins exceed "
-                               f"{MAX_BATCH_SPINS} spins in memory; run fewer")  # fmt: skip
-        result = neural_metropolis(model, chains=count, steps=mh_steps, generator=generator)
-        samples, note = result.samples, f", acceptance rate {result.acceptance_rate:.4f}"
+        # Chains are independent: run them SAMPLE_CHUNK at a time (memory O(chunk N)).
+        parts, accepted = [], 0.0
+        for first in range(0, count, SAMPLE_CHUNK):
+            chains = min(SAMPLE_CHUNK, count - first)
+            result = neural_metropolis(model, chains=chains, steps=mh_steps, generator=generator)
+            parts.append(result.samples.to(torch.int8))
+            accepted += result.acceptance_rate * chains
+        samples, note = torch.cat(parts), f", acceptance rate {accepted / count:.4f}"
     else:
         with torch.no_grad():
             samples = torch.cat([
-                model.sample(min(10000, count - first), generator=generator).to(torch.int8)
-                for first in range(0, count, 10000)
+                model.sample(min(SAMPLE_CHUNK, count - first), generator=generator).to(torch.int8)
+                for first in range(0, count, SAMPLE_CHUNK)
             ])  # fmt: skip
         note = ""
     _save_npy(target, samples.to(torch.int8).cpu().numpy())
@@ -548,6 +571,7 @@ def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out,
     _check_beta(beta)
     check_samples("-n", count)
     check_int("--sweeps", sweeps, 0, MAX_TRAINING_STEPS)
+    _check_seed(chain_seed, "--chain-seed")
     target = _checked_out(out, force)
     hamiltonian = build_system(system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=100)
     if count * hamiltonian.N > MAX_BATCH_SPINS:

@@ -619,7 +619,12 @@ def _npz_shape(archive: zipfile.ZipFile, member: str) -> tuple[int, ...]:
 
 
 def _load_npz(path: Path, limit: int = MAX_DENSE_N, purpose: str = "") -> Hamiltonian:
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+    # NotImplementedError: a compression method or zip version zipfile lacks; RuntimeError:
+    # an encrypted member.
+    unreadable = (
+        OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
+        RuntimeError,
+    )  # fmt: skip
     try:
         with zipfile.ZipFile(path) as archive:
             if "J.npy" in archive.namelist():
@@ -646,8 +651,8 @@ def _load_npz(path: Path, limit: int = MAX_DENSE_N, purpose: str = "") -> Hamilt
                     raise ArnnGenError(
                         f"couplings file {path} has no array 'J' (found {sorted(names)})"
                     )
-                couplings = archive["J"]
-                fields = archive["h"] if "h" in names else None
+                couplings = _npz_array(path, archive, "J")
+                fields = _npz_array(path, archive, "h") if "h" in names else None
                 kind = _npz_string(path, archive, "kind") if "kind" in names else "general"
                 provenance_json = (
                     _npz_string(path, archive, "provenance") if "provenance" in names else "{}"
@@ -676,8 +681,15 @@ def _load_npz(path: Path, limit: int = MAX_DENSE_N, purpose: str = "") -> Hamilt
     return hamiltonian
 
 
-def _npz_string(path: Path, archive: Any, name: str) -> str:
+def _npz_array(path: Path, archive: Any, name: str) -> np.ndarray:
     value = archive[name]
+    if not isinstance(value, np.ndarray):  # a member without the .npy suffix: raw bytes
+        raise ArnnGenError(f"couplings file {path}: {name!r} is not a .npy array")
+    return value
+
+
+def _npz_string(path: Path, archive: Any, name: str) -> str:
+    value = _npz_array(path, archive, name)
     if value.ndim != 0 or value.dtype.kind != "U":
         raise ArnnGenError(
             f"couplings file {path}: array {name!r} must be a 0-d string, "

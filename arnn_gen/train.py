@@ -137,6 +137,9 @@ class TrainConfig:
         if self.lr_min is not None and _positive("lr_min", self.lr_min) > self.lr:
             raise ArnnGenError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
         _positive("eval_samples", self.eval_samples, integer=True)
+        if self.eval_samples < 2:
+            raise ArnnGenError(f"eval_samples must be >= 2 (overlaps need two samples), "
+                               f"got {self.eval_samples}")  # fmt: skip
         if self.eval_samples > MAX_SAMPLES or self.batch > MAX_SAMPLES:
             raise ArnnGenError(f"batch and eval_samples must be <= {MAX_SAMPLES}")
         grid = math.floor((self.beta - self.beta_start) / self.beta_step) + 2

@@ -454,3 +454,43 @@ def test_a_full_disk_names_the_target_never_a_temporary(tmp_path, monkeypatch):
                     "No space left on device")  # fmt: skip
     assert "sk_krsb1_n6" in line and ".tmp" not in line
     assert not list(tmp_path.iterdir())
+
+
+def test_seeds_beyond_the_generators_range(modules, tmp_path):
+    huge = str(2**64)
+    one_line(run("sample", modules["seed0"], "-n", "3", "--seed", huge, "--out", tmp_path / "s"),
+             1, "--seed must be <=")  # fmt: skip
+    one_line(run("mcmc", "--system", "sk", "-N", "5", "-n", "3", "--beta", "1", "--sweeps", "1",
+                 "--chain-seed", huge, "--out", tmp_path / "m"), 1, "--chain-seed")  # fmt: skip
+    one_line(run("train", modules["seed0"], *TRAIN, "--seed", huge, "--out", tmp_path / "r"), 1,
+             "--seed")  # fmt: skip
+
+
+def test_fit_epochs_and_eval_samples_are_bounded_before_any_work(modules, tmp_path):
+    samples = tmp_path / "x.npy"
+    np.save(samples, np.ones((4, 8), dtype=np.int8))
+    one_line(run("fit", modules["seed0"], samples, "--epochs", "10000000000", "--batch", "1",
+                 "--out", tmp_path / "f"), 1, "--epochs")  # fmt: skip
+    one_line(run("train", modules["seed0"], "--beta", "0.3", "--eval-samples", "1",
+                 "--out", tmp_path / "r"), 1, "eval_samples must be >= 2")  # fmt: skip
+    assert not (tmp_path / "f").exists() and not (tmp_path / "r").exists()
+
+
+def test_derive_never_overwrites_without_force(tmp_path):
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep")
+    one_line(run("derive", "--system", "cw", "--out", existing), 1, "--force")
+    assert existing.read_text() == "keep"
+    assert run("derive", "--system", "cw", "--out", existing, "--force").exit_code == 0
+    assert existing.read_text() != "keep"
+
+
+@pytest.mark.parametrize("members", [{"J": b"raw bytes"}, {"J.npy": None, "kind": b"raw"}])
+def test_an_npz_with_members_that_are_not_arrays(members, tmp_path):
+    path = tmp_path / "c.npz"
+    valid = io.BytesIO()
+    np.save(valid, np.zeros((3, 3)))
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, valid.getvalue() if data is None else data)
+    one_line(run("exact", "--system", "general", "--couplings", path), 1, "c.npz")
