@@ -5,32 +5,32 @@ Pipeline (one module per stage, data flowing one way): systems -> derive -> simp
 ir -> printing / emit -> generated module -> train / evaluate -> cli.
 """
 
-from ._version import __version__
-from .baselines import BASELINES, make_baseline
-from .derive import Derivation, derive_conditional
-from .emit import load_module as load
-from .emit import render_module, write_module
-from .errors import ArnnGenError
-from .exact import (
+from arnn_gen._version import __version__
+from arnn_gen.codegen.emit import load_module as load
+from arnn_gen.codegen.emit import render_module, write_module
+from arnn_gen.codegen.ir import ArchitectureIR
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.exact import (
     ExactResult,
     curie_weiss_exact,
     curie_weiss_mean_field,
     enumerate_exact,
     exact_conditionals,
 )
-from .ir import ArchitectureIR
-from .mcmc import metropolis_samples, neural_metropolis
-from .observables import Estimates, estimate
-from .pipeline import Stages, lower
-from .simplify import Reduction, reduce_conditional
-from .systems import (
+from arnn_gen.learn.baselines import BASELINES, make_baseline
+from arnn_gen.learn.mcmc import metropolis_samples, neural_metropolis
+from arnn_gen.learn.observables import Estimates, estimate
+from arnn_gen.learn.train import FitConfig, TrainConfig, fit, train
+from arnn_gen.pipeline import Stages, lower
+from arnn_gen.symbolic.derive import Derivation, derive_conditional
+from arnn_gen.symbolic.simplify import Reduction, reduce_conditional
+from arnn_gen.systems import (
     Hamiltonian,
     curie_weiss,
     from_couplings,
     sherrington_kirkpatrick,
 )
-from .systems import load as load_hamiltonian
-from .train import FitConfig, TrainConfig, fit, train
+from arnn_gen.systems import load as load_hamiltonian
 
 __all__ = [
     "__version__",

@@ -11,9 +11,9 @@ What is measured, for each architecture and N (float32, beta = 1, the SK instanc
   modules' sampling step by step instead of replayed from their CUDA graph);
   ``log_prob_s``: ``model.log_prob(x)`` under no_grad;
   ``train_step_s``: one variational step as ``arnn-gen train`` takes it: samples with log Q
-  (:func:`arnn_gen.train.sample_with_log_prob`: one pass and a fused backward for the
+  (:func:`arnn_gen.learn.train.sample_with_log_prob`: one pass and a fused backward for the
   replica modules, sample + log_prob for the others and for the per-site baseline) +
-  REINFORCE loss with the energy (:func:`arnn_gen.train.reinforce_loss`) + backward + Adam
+  REINFORCE loss with the energy (:func:`arnn_gen.learn.train.reinforce_loss`) + backward + Adam
   step (absent for CW_N, which has no trainable parameter); ``sample_plus_log_prob_s``,
   their sum. Each is the median of
   ``repeats`` timings after one warm-up call (device synchronised on CUDA).
@@ -240,12 +240,12 @@ def _build_ours(architecture: str, N: int, device: str, folder: str):  # noqa: N
     import torch
 
     if architecture == "MADE_21":
-        from arnn_gen.baselines import make_baseline
+        from arnn_gen.learn.baselines import make_baseline
         from arnn_gen.systems import sherrington_kirkpatrick
 
         hamiltonian = sherrington_kirkpatrick(N, seed=0)
         return make_baseline("MADE_21", hamiltonian, device=device, dtype=torch.float32)
-    from arnn_gen.emit import load_module, write_module
+    from arnn_gen.codegen.emit import load_module, write_module
     from arnn_gen.pipeline import lower
 
     system, variant, k = _EMITTED[architecture]
@@ -292,7 +292,7 @@ def _measure_costs(model, batch: int, repeats: int, device: str, limit: float | 
     of memory, typically) is recorded as {"error": message} and the others still run."""
     import torch
 
-    from arnn_gen.train import reinforce_loss, sample_with_log_prob
+    from arnn_gen.learn.train import reinforce_loss, sample_with_log_prob
 
     generator = torch.Generator(device=device).manual_seed(0)
     costs: dict[str, Any] = {}

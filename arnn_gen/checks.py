@@ -34,7 +34,7 @@ import math
 import operator
 from typing import Any
 
-from .errors import ArnnGenError
+from arnn_gen.errors import ArnnGenError
 
 __all__ = [
     "MAX_SPINS",
@@ -79,28 +79,31 @@ def check_real(name: str, value: Any) -> float:
 
 
 def check_beta(beta: Any, name: str = "beta") -> float:
-    """An inverse temperature: finite and > 0."""
+    """An inverse temperature: a finite number > 0."""
+    message = f"{name} must be a finite number > 0, got {{}}"
+    if isinstance(beta, bool) or type(beta).__name__ == "bool_":
+        raise ArnnGenError(message.format(repr(beta)))
     try:
-        value = check_real(name, beta)
-    except ArnnGenError:
-        raise ArnnGenError(f"{name} must be finite and > 0, got {beta!r}") from None
-    if value <= 0.0:
-        raise ArnnGenError(f"{name} must be finite and > 0, got {value!r}")
+        value = float(beta)
+    except (TypeError, ValueError, OverflowError):
+        raise ArnnGenError(message.format(repr(beta))) from None
+    if not math.isfinite(value) or value <= 0.0:
+        raise ArnnGenError(message.format(repr(value)))
     return value
 
 
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int within [minimum, maximum] (bools and non-integers refused)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise ArnnGenError(f"{name} must be an integer, got {value!r}")
     try:
         result = operator.index(value)
     except TypeError:
         raise ArnnGenError(f"{name} must be an integer, got {value!r}") from None
     if minimum is not None and result < minimum:
-        raise ArnnGenError(f"{name} must be >= {minimum}, got {result}")
+        raise ArnnGenError(f"{name} must be an integer >= {minimum}, got {result}")
     if maximum is not None and result > maximum:
-        raise ArnnGenError(f"{name} must be <= {maximum}, got {result}")
+        raise ArnnGenError(f"{name} must be an integer <= {maximum}, got {result}")
     return result
 
 
@@ -110,7 +113,15 @@ def check_spins(N: Any, name: str = "the number of spins N") -> int:  # noqa: N8
 
 
 def check_dense(N: int, what: str = "dense couplings") -> int:  # noqa: N803
-    """Refuse a size whose dense float64 J [N, N] would exceed DENSE_BUDGET_BYTES."""
+    """Refuse a size whose dense float64 J [N, N] would exceed DENSE_BUDGET_BYTES.
+
+    >>> check_dense(MAX_DENSE_N)
+    16384
+    >>> check_dense(20000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    arnn_gen.errors.ArnnGenError: dense couplings of N = 20000 spins need 2.98 GiB ...
+    """
     N = check_spins(N)  # noqa: N806
     if N > MAX_DENSE_N:
         gib = 8 * N * N / 1024**3

@@ -16,26 +16,23 @@ from pathlib import Path
 
 import click
 
-from ._version import __version__
-from .checks import (
+from arnn_gen._version import __version__
+from arnn_gen.checks import (
     MAX_BATCH_SPINS,
-    MAX_CW_TABLE_N,
     MAX_TRAINING_STEPS,
     check_beta,
-    check_dense,
     check_int,
     check_samples,
-    check_spins,
 )
-from .derive import derive_conditional
-from .emit import write_module
-from .errors import ArnnGenError
-from .exact import MAX_ENUMERATION_N
-from .exact import exact as exact_reference
-from .files import write_atomically
-from .pipeline import MAX_H2ARNN_N, build_system, lower
-from .render import render_latex, render_png, render_text
-from .simplify import MAX_RSB_DEPTH, VARIANTS, reduce_conditional, resolve_variant
+from arnn_gen.codegen.emit import write_module
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.exact import MAX_ENUMERATION_N
+from arnn_gen.exact import exact as exact_reference
+from arnn_gen.files import write_atomically
+from arnn_gen.pipeline import build_system, lower, resolve
+from arnn_gen.symbolic.derive import derive_conditional
+from arnn_gen.symbolic.display import render_latex, render_png, render_text
+from arnn_gen.symbolic.simplify import VARIANTS, reduce_conditional
 
 __all__ = ["main"]
 
@@ -97,35 +94,9 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _check_beta(beta: float, name: str = "beta") -> float:
-    return check_beta(beta, name)
-
-
-def _check_size(N: int | None, *, system: str, variant: str) -> None:  # noqa: N803
-    if N is None:
-        return
-    check_spins(N, "N")
-    if variant == "exact" and system != "cw" and N > MAX_H2ARNN_N:
-        raise ArnnGenError(
-            f"the exact variant of {system} (H2ARNN) enumerates 2^N states and is limited to "
-            f"N <= {MAX_H2ARNN_N}; got N={N} (use --variant krsb or rs)"
-        )
-    if variant == "exact" and system == "cw" and N > MAX_CW_TABLE_N:
-        raise ArnnGenError(
-            f"CW_N tabulates [N, 2N + 1] logits and is limited to N <= {MAX_CW_TABLE_N}; "
-            f"got N={N} (use --variant inf, CW_inf, for larger N)"
-        )
-    if variant != "exact" and system != "cw":
-        check_dense(N, f"the couplings of {system}")
-
-
 def _check_seed(seed: int, option: str = "--seed") -> int:
     """A seed of torch's generators: 0 <= seed < 2^64."""
     return check_int(option, seed, 0, 2**64 - 1)
-
-
-def _check_depth(k: int) -> None:
-    check_int("the RSB depth k", k, 0, MAX_RSB_DEPTH)
 
 
 system_option = click.option(
@@ -146,7 +117,7 @@ variant_option = click.option(
 @click.version_option(__version__, prog_name="arnn-gen")
 def main() -> None:
     """Derive, simplify and emit autoregressive networks of pairwise spin systems."""
-    from .allocator import keep_freed_memory
+    from arnn_gen.allocator import keep_freed_memory
 
     keep_freed_memory()  # Note [Freed memory and page faults] in arnn_gen/allocator.py
 
@@ -167,9 +138,8 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 def derive(system, variant, N, k, fmt, out, force):  # noqa: N803
     """Print the derived conditional P(x_i=+1|x_<i), then the reduced form of the variant."""
-    variant = resolve_variant(system, variant)
-    _check_size(N, system=system, variant=variant)
-    _check_depth(k)
+    request = resolve(system, variant=variant, N=N, k=k, symbolic=True)
+    variant = request.variant
     if fmt == "png" and out is None:
         raise click.UsageError("--format png needs --out FILE.png")
     if out is not None:
@@ -206,7 +176,7 @@ def derive(system, variant, N, k, fmt, out, force):  # noqa: N803
 def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
     """Exact free energy and observables: the Curie-Weiss formula at any N, enumeration
     (N <= 24) otherwise."""
-    _check_beta(beta)
+    check_beta(beta)
     default_n = 100 if system == "cw" else 20
     enumerated = system != "cw"
     hamiltonian = build_system(
@@ -243,22 +213,9 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
 @click.option("--force", is_flag=True, help="Overwrite an existing module.")
 def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force):  # noqa: N803
     """Emit a standalone PyTorch module (and its .npz sidecar); print the path written."""
-    _check_beta(beta)
-    variant = resolve_variant(system, variant)
-    _check_size(N, system=system, variant=variant)
-    _check_depth(k)
-    stages = lower(
-        system,
-        variant=variant,
-        N=N,
-        k=k,
-        beta=beta,
-        J=J,
-        h=h,
-        seed=seed,
-        couplings=couplings,
-        name=name,
-    )
+    request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
+                      couplings=couplings, name=name)  # fmt: skip
+    stages = lower(request)
     path = write_module(stages.ir, stages.source, stages.hamiltonian, out, force=force)
     click.echo(str(path))
 
@@ -277,7 +234,7 @@ def _model_from(module_path: str, *, beta: float | None = None, **options):
     """Model() of an emitted module file, passing only the options its constructor takes."""
     import inspect
 
-    from .emit import load_module
+    from arnn_gen.codegen.emit import load_module
 
     module = load_module(module_path)
     try:
@@ -386,13 +343,13 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
           optimizer, damping, lr_min, follow_beta, seed, early_stop, eval_samples, init, device,
           dtype, use_compile, out, resume_dir, force, quiet):  # fmt: skip
     """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
-    from .train import TrainConfig
-    from .train import train as run_training
+    from arnn_gen.learn.train import TrainConfig
+    from arnn_gen.learn.train import train as run_training
 
-    _check_beta(beta)
+    check_beta(beta)
     if beta_start is None:
         beta_start = min(0.1, beta)
-    elif _check_beta(beta_start, "--beta-start") > beta:
+    elif check_beta(beta_start, "--beta-start") > beta:
         raise ArnnGenError(f"--beta-start {beta_start} is above --beta {beta}: the annealing "
                            "rises from --beta-start to --beta")  # fmt: skip
     if resume_dir is not None and force:
@@ -418,7 +375,7 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
                            "spins per step")  # fmt: skip
     _run_folder(run_dir, resume=resume_dir is not None, force=force)
     result = run_training(model, config, run_dir, resume=resume_dir is not None, progress=not quiet)
-    from .plots import save_plots
+    from arnn_gen.learn.plots import save_plots
 
     save_plots([run_dir], run_dir)
     final = result.final
@@ -447,10 +404,10 @@ def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_coupling
     """Maximum likelihood on samples; --learn-couplings for the inverse problem."""
     import torch
 
-    from .train import FitConfig, fit_model
+    from arnn_gen.learn.train import FitConfig, fit_model
 
     if beta is not None:
-        _check_beta(beta)
+        check_beta(beta)
     _check_seed(seed)
     check_int("--epochs", epochs, 1, MAX_TRAINING_STEPS)
     config = FitConfig(epochs=epochs, batch=batch, lr=lr, seed=seed, device=_device(device))
@@ -518,17 +475,17 @@ def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
     check_int("--mh-steps", mh_steps, 0, MAX_TRAINING_STEPS)
     _check_seed(seed)
     if beta is not None:
-        _check_beta(beta)
+        check_beta(beta)
     target = _checked_out(out, force)
     model = _model_from(module_path, beta=beta)
     check_samples("-n", count, model.N)
     if checkpoint is not None:
-        from .train import apply_state, load_state
+        from arnn_gen.learn.train import apply_state, load_state
 
         apply_state(model, load_state(checkpoint, model), checkpoint)
     generator = torch.Generator().manual_seed(seed)
     if mh_steps:
-        from .mcmc import neural_metropolis
+        from arnn_gen.learn.mcmc import neural_metropolis
 
         # Chains are independent: run them SAMPLE_CHUNK at a time (memory O(chunk N)).
         parts, accepted = [], 0.0
@@ -566,9 +523,9 @@ def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out,
     """Single-spin-flip Metropolis over many independent chains: one sample per chain."""
     import torch
 
-    from .mcmc import metropolis_samples
+    from arnn_gen.learn.mcmc import metropolis_samples
 
-    _check_beta(beta)
+    check_beta(beta)
     check_samples("-n", count)
     check_int("--sweeps", sweeps, 0, MAX_TRAINING_STEPS)
     _check_seed(chain_seed, "--chain-seed")
@@ -588,7 +545,7 @@ def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out,
 @click.option("--out", type=str, default=None, help="Folder (default: the first RUN_DIR).")
 def plot(run_dirs, out):
     """F vs beta with the exact curve, relative error, P(q), training curves (PNG and PDF)."""
-    from .plots import save_plots
+    from arnn_gen.learn.plots import save_plots
 
     for path in save_plots(run_dirs, out or run_dirs[0]):
         click.echo(str(path))
@@ -638,7 +595,7 @@ def reproduce(system, quick, device, out, quiet, sizes, instances, architectures
     --sizes, --instances and --architectures run a part of it (the full protocol in pieces)."""
     from dataclasses import replace
 
-    from .experiments import preset, run_experiment, select
+    from arnn_gen.learn.experiments import preset, run_experiment, select
 
     experiment = preset(system, quick=quick, device=_device(device))
     experiment = replace(experiment, config=replace(experiment.config, compile=use_compile))
@@ -662,7 +619,7 @@ def reproduce(system, quick, device, out, quiet, sizes, instances, architectures
 def bench(quick, device, threads, repeats, out):
     """Time sample, log_prob and a training step against the per-site baseline and the
     elementwise floor; write bench.json (benchmarks/RESULTS.md quotes it)."""
-    from .bench import run_benchmarks
+    from arnn_gen.bench import run_benchmarks
 
     if threads < 1 or repeats < 1:
         raise ArnnGenError("--threads and --repeats must be >= 1")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from arnn_gen.checks import check_beta, check_int, check_real
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.systems import Hamiltonian
 
@@ -162,40 +163,8 @@ class MeanField:
 # --------------------------------------------------------------------------------------
 
 
-def _check_beta(beta: Any) -> float:
-    if isinstance(beta, (bool, np.bool_)):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {beta!r}")
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {beta!r}") from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise ArnnGenError(f"beta must be a finite number > 0, got {value!r}")
-    return value
-
-
-def _check_real(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ArnnGenError(f"{name} must be a finite number, got {value!r}")
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        raise ArnnGenError(f"{name} must be a finite number, got {value!r}") from None
-    if not math.isfinite(result):
-        raise ArnnGenError(f"{name} must be a finite number, got {result!r}")
-    return result
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ArnnGenError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ArnnGenError(f"{name} must be >= {minimum}, got {int(value)}")
-    return int(value)
-
-
 def _check_hamiltonian(hamiltonian: Any) -> Hamiltonian:
-    from .systems import CurieWeiss
+    from arnn_gen.systems import CurieWeiss
 
     if isinstance(hamiltonian, CurieWeiss):
         return hamiltonian.dense()
@@ -241,15 +210,15 @@ def enumerate_configurations(
     Returns:
         ``[stop - start, N]`` tensor of +-1.
     """
-    n_spins = _check_int("the number of spins N", N, 0)
+    n_spins = check_int("the number of spins N", N, 0)
     if n_spins > _MAX_BITS:
         raise ArnnGenError(f"enumerate_configurations supports N <= {_MAX_BITS}, got N={N}")
     total = 2**n_spins
     if stop is None:
         _check_enumerable(n_spins)
         stop = total
-    start = _check_int("start", start, 0)
-    stop = _check_int("stop", stop, 0)
+    start = check_int("start", start, 0)
+    stop = check_int("stop", stop, 0)
     if not start <= stop <= total:
         raise ArnnGenError(
             f"configuration range must satisfy 0 <= start <= stop <= 2^N = {total}, "
@@ -278,8 +247,8 @@ def enumerate_exact(
         :class:`ExactResult` with ``method="enumeration"``.
     """
     hamiltonian = _check_hamiltonian(hamiltonian)
-    beta = _check_beta(beta)
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    beta = check_beta(beta)
+    chunk_size = check_int("chunk_size", chunk_size, 1)
     n_spins = hamiltonian.N
     _check_enumerable(n_spins)
 
@@ -332,7 +301,7 @@ def log_boltzmann(hamiltonian: Hamiltonian, beta: float, x: torch.Tensor) -> tor
         ``[B]`` (or 0-d) float64 on x's device.
     """
     hamiltonian = _check_hamiltonian(hamiltonian)
-    beta = _check_beta(beta)
+    beta = check_beta(beta)
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
     log_z = exact(hamiltonian, beta).log_z
@@ -420,8 +389,8 @@ def exact_conditionals(
         ``[len(prefixes)]`` float64 CPU tensor.
     """
     hamiltonian = _check_hamiltonian(hamiltonian)
-    beta = _check_beta(beta)
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    beta = check_beta(beta)
+    chunk_size = check_int("chunk_size", chunk_size, 1)
     n_spins = hamiltonian.N
     _check_enumerable(n_spins)
     tensors = [_as_prefix(k, prefix, n_spins) for k, prefix in enumerate(prefixes)]
@@ -465,10 +434,10 @@ def curie_weiss_exact(N: int, beta: float, J: float = 1.0, h: float = 0.0) -> Ex
     Returns:
         :class:`ExactResult` with ``method="curie-weiss formula"``.
     """
-    n_spins = _check_int("the number of spins N", N, 1)
-    beta = _check_beta(beta)
-    coupling = _check_real("Curie-Weiss coupling J", J)
-    field_value = _check_real("Curie-Weiss field h", h)
+    n_spins = check_int("the number of spins N", N, 1)
+    beta = check_beta(beta)
+    coupling = check_real("Curie-Weiss coupling J", J)
+    field_value = check_real("Curie-Weiss field h", h)
 
     dtype = torch.float64
     k = torch.arange(n_spins + 1, dtype=dtype)  # [N + 1]
@@ -543,9 +512,9 @@ def solve_magnetization(beta: float, J: float = 1.0, h: float = 0.0) -> float:  
     f(m) = J m^2 / 2 - (1/beta) log 2 cosh(beta (J m + h)) is returned; at h = 0 the two
     symmetric minima tie and the positive one is returned (PHYSICS.md section 3).
     """
-    beta = _check_beta(beta)
-    coupling = _check_real("coupling J", J)
-    field_value = _check_real("field h", h)
+    beta = check_beta(beta)
+    coupling = check_real("coupling J", J)
+    field_value = check_real("field h", h)
     if coupling == 0.0:
         return math.tanh(beta * field_value)
 
@@ -579,9 +548,9 @@ def curie_weiss_mean_field(beta: float, J: float = 1.0, h: float = 0.0) -> MeanF
     f = J m^2 / 2 - (1/beta) log(2 cosh(beta (J m + h))), e = -J m^2 / 2 - h m,
     s = beta (e - f) (PHYSICS.md section 3).
     """
-    beta = _check_beta(beta)
-    coupling = _check_real("Curie-Weiss coupling J", J)
-    field_value = _check_real("Curie-Weiss field h", h)
+    beta = check_beta(beta)
+    coupling = check_real("Curie-Weiss coupling J", J)
+    field_value = check_real("Curie-Weiss field h", h)
     m = solve_magnetization(beta, coupling, field_value)
     free_energy = _mean_field_free_energy(m, beta, coupling, field_value)
     energy = -0.5 * coupling * m * m - field_value * m
@@ -607,11 +576,11 @@ def exact(hamiltonian: Hamiltonian, beta: float) -> ExactResult:
     A ``"cw"`` system uses :func:`curie_weiss_exact` with its provenance J and h (any N);
     any other system is enumerated (:func:`enumerate_exact`, N <= 24).
     """
-    from .systems import CurieWeiss
+    from arnn_gen.systems import CurieWeiss
 
     if not isinstance(hamiltonian, CurieWeiss):
         hamiltonian = _check_hamiltonian(hamiltonian)
-    beta = _check_beta(beta)
+    beta = check_beta(beta)
     if hamiltonian.kind == "cw":
         provenance = hamiltonian.provenance
         return curie_weiss_exact(hamiltonian.N, beta, provenance["J"], provenance["h"])

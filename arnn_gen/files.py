@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import ArnnGenError
+from arnn_gen.errors import ArnnGenError
 
 __all__ = ["atomic_writer", "write_atomically", "stage", "replace_together", "remove_stale"]
 

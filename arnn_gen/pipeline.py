@@ -7,34 +7,48 @@
     emit      (ArchitectureIR)                            -> source text
 
 :func:`lower` returns all five in one named tuple, :class:`Stages`, so that tests, the CLI
-and debugging can look at any stage. Writing files is :func:`arnn_gen.emit.write_module`'s.
+and debugging can look at any stage. Writing files is :func:`arnn_gen.codegen.emit.write_module`'s.
 """
 
 from __future__ import annotations
 
 import keyword
-import math
 import shlex
 import sys
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from . import systems
-from .checks import check_spins
-from .derive import Derivation, derive_conditional
-from .emit import render_module
-from .errors import ArnnGenError
-from .ir import ArchitectureIR, build_ir
-from .simplify import Reduction, reduce_conditional, resolve_variant
+from arnn_gen import systems
+from arnn_gen.checks import (
+    MAX_CW_TABLE_N,
+    MAX_DENSE_N,
+    MAX_SPINS,
+    check_beta,
+    check_int,
+    check_real,
+    check_spins,
+)
+from arnn_gen.codegen.emit import render_module
+from arnn_gen.codegen.ir import ArchitectureIR, build_ir
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.derive import Derivation, derive_conditional
+from arnn_gen.symbolic.simplify import (
+    MAX_RSB_DEPTH,
+    Reduction,
+    reduce_conditional,
+    resolve_variant,
+)
 
 __all__ = [
+    "Request",
+    "resolve",
     "Stages",
     "lower",
-    "shell_word",
-    "check_module_name",
     "build_system",
     "default_size",
+    "shell_word",
+    "check_module_name",
     "MAX_H2ARNN_N",
-    "emit_command",
 ]
 
 #: The enumerating exact variants (H2ARNN) hold 2^N configurations: at most 20 spins.
@@ -93,6 +107,12 @@ def default_size(system: str, variant: str) -> int:
     return MAX_H2ARNN_N if (variant == "exact" and system != "cw") else 100
 
 
+def _purpose(request: Request) -> str:
+    if request.variant == "exact" and request.system != "cw":
+        return "the exact variant (H2ARNN, 2^N states)"
+    return "a dense system"
+
+
 def _format_number(value: float) -> str:
     return repr(float(value))
 
@@ -100,7 +120,13 @@ def _format_number(value: float) -> str:
 def shell_word(text: str) -> str:
     """``text`` as one POSIX shell word on one line: ``shlex.quote`` for printable text,
     else bash's ``$'...'`` with every non-printable character escaped (a newline in a path
-    can never end the header comment the command is written into)."""
+    can never end the header comment the command is written into).
+
+    >>> shell_word("couplings of run 1.npz")
+    "'couplings of run 1.npz'"
+    >>> print(shell_word("x\\n#.npz"))
+    $'x\\x0a#.npz'
+    """
     text = str(text)
     if text.isprintable():
         return shlex.quote(text)
@@ -131,36 +157,54 @@ def check_module_name(name: str) -> str:
     return name
 
 
-def emit_command(
-    *,
-    system,
-    variant,
-    N,
-    k,
-    beta,
-    J,
-    h,
-    seed,
-    couplings,
-    name,  # noqa: N803
-) -> str:
-    """The ``arnn-gen emit`` command line that remakes a module (recorded in its header)."""
-    parts = ["arnn-gen emit", f"--system {system}", f"--variant {variant}", f"-N {N}"]
-    if variant == "krsb":
-        parts.append(f"-k {k}")
-    parts.append(f"--beta {_format_number(beta)}")
-    if couplings is not None:
-        parts.append(f"--couplings {shell_word(couplings)}")
-    else:
-        parts += [f"--J {_format_number(J)}", f"--h {_format_number(h)}"]
-        if system == "sk":
-            parts.append(f"--seed {seed}")
-    if name is not None:
-        parts.append(f"--name {name}")
-    return " ".join(parts)
+@dataclass(frozen=True)
+class Request:
+    """One architecture to build, validated: what ``arnn-gen emit`` (and ``derive``) asks.
+
+    ``N`` is the requested size (the default of the variant when none was given), or None
+    for a couplings file, whose size the file decides. :func:`resolve` is the only
+    constructor the CLI and the API use; every check and error message lives there.
+    """
+
+    system: str
+    variant: str
+    k: int
+    N: int | None  # noqa: N815
+    beta: float = 1.0
+    J: float = 1.0  # noqa: N815
+    h: float = 0.0
+    seed: int = 0
+    couplings: str | None = None
+    name: str | None = None
+    dtype: str | None = None
+
+    def size_limit(self) -> int:
+        """The most spins this architecture can take (checked before J is built)."""
+        if self.variant == "exact" and self.system != "cw":
+            return MAX_H2ARNN_N
+        if self.variant == "exact":
+            return MAX_CW_TABLE_N
+        return MAX_SPINS if self.system == "cw" else MAX_DENSE_N
+
+    def command(self, N: int) -> str:  # noqa: N803
+        """The ``arnn-gen emit`` command line that remakes the module (its header records
+        it); every word from the user is shell-quoted on one line (:func:`shell_word`)."""
+        parts = ["arnn-gen emit", f"--system {self.system}", f"--variant {self.variant}", f"-N {N}"]
+        if self.variant == "krsb":
+            parts.append(f"-k {self.k}")
+        parts.append(f"--beta {_format_number(self.beta)}")
+        if self.couplings is not None:
+            parts.append(f"--couplings {shell_word(self.couplings)}")
+        else:
+            parts += [f"--J {_format_number(self.J)}", f"--h {_format_number(self.h)}"]
+            if self.system == "sk":
+                parts.append(f"--seed {self.seed}")
+        if self.name is not None:
+            parts.append(f"--name {self.name}")
+        return " ".join(parts)
 
 
-def lower(
+def resolve(
     system: str,
     *,
     variant: str | None = None,
@@ -173,38 +217,83 @@ def lower(
     couplings: str | None = None,
     name: str | None = None,
     dtype: str | None = None,
-    derivation: Derivation | None = None,
-) -> Stages:
-    """Run stages 1-5 for one architecture and return every intermediate."""
+    symbolic: bool = False,
+) -> Request:
+    """Validate a request and fill in its defaults, once (DESIGN.md, "The request, resolved
+    once"): the system and variant (DESIGN.md's table), the RSB depth, the size against the
+    variant's bound, beta, the coupling scale and field, the seed, the couplings file, the
+    module name and the dtype. ``symbolic``: a request for the formulas only (``arnn-gen
+    derive``), which needs no couplings file.
+
+    >>> request = resolve("sk", beta=1.5)
+    >>> request.variant, request.k, request.N
+    ('krsb', 1, 100)
+    >>> resolve("sk", variant="exact").N  # H2ARNN enumerates: 20 by default
+    20
+    >>> resolve("cw", variant="inf", N=10**6).N
+    1000000
+    """
     variant = resolve_variant(system, variant)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ArnnGenError(f"the RSB depth k must be an integer >= 0, got {k!r}")
-    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
-        raise ArnnGenError(f"beta must be finite and > 0, got {beta!r}")
+    k = check_int("the RSB depth k", k, 0, MAX_RSB_DEPTH)
+    beta = check_beta(beta)
+    J, h = check_real("--J", J), check_real("--h", h)  # noqa: N806
+    seed = check_int("--seed", seed, 0)
+    if dtype is not None and dtype not in ("float32", "float64"):
+        raise ArnnGenError(f"dtype must be float32 or float64, got {dtype!r}")
     if name is not None:
         check_module_name(name)
-    hamiltonian = build_system(
-        system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=default_size(system, variant)
-    )
-    if variant == "exact" and system != "cw" and hamiltonian.N > MAX_H2ARNN_N:
-        raise ArnnGenError(
-            f"the exact variant of {system} (H2ARNN) enumerates 2^N states and is limited to "
-            f"N <= {MAX_H2ARNN_N}; got N={hamiltonian.N} (use --variant krsb or rs)"
-        )
+    if couplings is not None and system != "general":
+        raise ArnnGenError(f"--couplings applies to --system general, not {system}")
+    if couplings is None and system == "general" and not symbolic:
+        raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
+    request = Request(system, variant, k, None, beta, J, h, seed, couplings, name, dtype)
+    if couplings is not None:
+        if N is not None:
+            check_spins(N, "N")
+        return replace(request, N=N)
+    size = default_size(system, variant) if N is None else check_spins(N, "N")
+    if size > request.size_limit():
+        raise ArnnGenError(_too_large(request, size))
+    return replace(request, N=size)
 
-    derivation = derivation or derive_conditional()
-    reduction = reduce_conditional(system, variant, k=k, derivation=derivation)
-    command = emit_command(
-        system=system,
-        variant=variant,
-        N=hamiltonian.N,
-        k=k,
-        beta=beta,
-        J=J,
-        h=h,
-        seed=seed,
-        couplings=couplings,
-        name=name,
+
+def _too_large(request: Request, N: int) -> str:  # noqa: N803
+    limit = request.size_limit()
+    if request.variant == "exact" and request.system != "cw":
+        return (
+            f"the exact variant of {request.system} (H2ARNN) enumerates 2^N states and is "
+            f"limited to N <= {limit}; got N={N} (use --variant krsb or rs)"
+        )
+    if request.variant == "exact":
+        return (
+            f"CW_N tabulates [N, 2N + 1] logits and is limited to N <= {limit}; got N={N} "
+            "(use --variant inf, CW_inf, for larger N)"
+        )
+    return (
+        f"the couplings of {request.system} of N = {N} spins need {8 * N * N / 1024**3:.3g} GiB "
+        f"(J is [N, N] float64); the limit is N <= {limit}"
     )
-    ir = build_ir(hamiltonian, reduction, beta=float(beta), name=name, dtype=dtype, command=command)
+
+
+def lower(
+    system: str | Request,
+    *,
+    derivation: Derivation | None = None,
+    **options,
+) -> Stages:
+    """Run stages 1-5 for one architecture and return every intermediate. ``system`` is a
+    :class:`Request`, or a system name with the options of :func:`resolve`."""
+    request = system if isinstance(system, Request) else resolve(system, **options)
+    if isinstance(system, Request) and options:
+        raise ArnnGenError(f"lower() takes a Request or options, not both: {sorted(options)}")
+    hamiltonian = build_system(
+        request.system, request.N, J=request.J, h=request.h, seed=request.seed,
+        couplings=request.couplings, default_n=default_size(request.system, request.variant),
+        max_n=request.size_limit(), purpose=_purpose(request),
+    )  # fmt: skip
+    derivation = derivation or derive_conditional()
+    reduction = reduce_conditional(request.system, request.variant, k=request.k,
+                                   derivation=derivation)  # fmt: skip
+    ir = build_ir(hamiltonian, reduction, beta=request.beta, name=request.name,
+                  dtype=request.dtype, command=request.command(hamiltonian.N))  # fmt: skip
     return Stages(hamiltonian, derivation, reduction, ir, render_module(ir))

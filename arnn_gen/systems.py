@@ -371,6 +371,12 @@ class CurieWeiss:
     modules and the energy need only N, J and h. :meth:`dense` (and the ``J``/``h``
     properties) build the :class:`Hamiltonian` on request, within the dense budget. Its
     :meth:`signature` is the dense system's.
+
+    >>> system = CurieWeiss(10**6, 1.0, 0.1)
+    >>> system.N, dict(system.provenance)
+    (1000000, {'J': 1.0, 'h': 0.1})
+    >>> CurieWeiss(50).signature() == curie_weiss(50).signature()
+    True
     """
 
     size: int

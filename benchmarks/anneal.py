@@ -4,7 +4,7 @@ whole run at N = 200 under 10 minutes).
 The protocol (``arnn-gen reproduce``'s full preset): betas 0.1, 0.15, ..., 2.0 (39 of them),
 1000 Adam steps of batch 2000 each, a batch-sized estimate after each beta, 20000 samples
 for the final evaluation. Every beta costs the same (the same sizes at another beta), so
-this script runs the last ``--betas`` of them through :func:`arnn_gen.train.train` exactly
+this script runs the last ``--betas`` of them through :func:`arnn_gen.learn.train.train` exactly
 as ``arnn-gen train`` does and times, separately: the set-up (emission, model, device
 start), the first beta (which also captures CUDA graphs and compiles, with ``--compile``),
 each later beta, and the final evaluation. The whole run is then
@@ -51,8 +51,8 @@ def time_protocol(
     override the protocol's (for tests). A dict of seconds and settings (module docstring)."""
     import torch
 
-    from arnn_gen.experiments import _model, preset
-    from arnn_gen.train import train
+    from arnn_gen.learn.experiments import _model, preset
+    from arnn_gen.learn.train import train
 
     if betas < 2:
         raise ValueError("--betas must be at least 2 (a first beta and a later one)")

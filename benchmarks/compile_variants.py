@@ -48,9 +48,9 @@ def run_variant(variant: str, device: str, N: int, batch: int) -> float:  # noqa
 
     from arnn_gen.allocator import keep_freed_memory
     from arnn_gen.bench import _synchronize, _time_calls
-    from arnn_gen.emit import load_module, write_module
+    from arnn_gen.codegen.emit import load_module, write_module
+    from arnn_gen.learn.train import reinforce_loss, sample_with_log_prob
     from arnn_gen.pipeline import lower
-    from arnn_gen.train import reinforce_loss, sample_with_log_prob
 
     keep_freed_memory()
     stages = lower("sk", variant="krsb", k=1, N=N, seed=0)

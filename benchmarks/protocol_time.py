@@ -24,7 +24,7 @@ REPLICA_FORMS = ("SK_RS", "SK_1RSB", "SK_2RSB")
 def protocol_schedule() -> tuple[int, int]:
     """(betas, steps per beta) of the paper's protocol, from the full preset of ``arnn-gen
     reproduce`` (beta 0.1 -> 2.0 in steps of 0.05, 1000 steps each: (39, 1000))."""
-    from arnn_gen.experiments import preset
+    from arnn_gen.learn.experiments import preset
 
     config = preset("sk", quick=False).config
     return len(config.betas()), config.steps_per_beta

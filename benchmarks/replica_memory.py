@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from arnn_gen.emit import write_module
+from arnn_gen.codegen.emit import write_module
 from arnn_gen.pipeline import lower
 
 MEASURE = r"""

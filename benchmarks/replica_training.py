@@ -44,15 +44,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arnn_gen.baselines import make_baseline
-from arnn_gen.emit import load_module, write_module
-from arnn_gen.experiments import BASELINE_NAMES, EMITTED
-from arnn_gen.pipeline import build_system, lower
-from arnn_gen.systems import from_couplings
-from arnn_gen.train import (
+from arnn_gen.codegen.emit import load_module, write_module
+from arnn_gen.learn.baselines import make_baseline
+from arnn_gen.learn.experiments import BASELINE_NAMES, EMITTED
+from arnn_gen.learn.train import (
     TrainConfig,
     train,
 )
+from arnn_gen.pipeline import build_system, lower
+from arnn_gen.systems import from_couplings
 
 #: The betas whose rows a run reports (besides the final estimate).
 REPORTED_BETAS = (0.5, 1.0, 1.5)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from arnn_gen.experiments import Experiment, run_experiment
-from arnn_gen.train import TrainConfig
+from arnn_gen.learn.experiments import Experiment, run_experiment
+from arnn_gen.learn.train import TrainConfig
 
 experiment = Experiment(
     system="sk",

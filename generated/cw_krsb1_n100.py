@@ -341,6 +341,7 @@ class CurieWeiss1RSB(torch.nn.Module):
         N = self.N
         dtype = dtype or torch.float32
         couplings, fields = _system(J, h, N)
+        self._system_arrays = (couplings, fields)  # float64, as given: system_arrays()
         self._beta = _check_beta(beta)
         if learn_couplings:
             # The first layer (couplings, fields) becomes trainable: the inverse problem.
@@ -426,6 +427,12 @@ class CurieWeiss1RSB(torch.nn.Module):
 
     def _on_beta_change(self):
         """The replica parameters are trained, not analytic in beta: nothing follows it."""
+
+    def system_arrays(self):
+        """(J [N, N], h [N]) of the system in float64 on the CPU: the couplings and fields
+        given to the constructor or read from the sidecar, never rounded to the model's
+        dtype (exact references are computed from these)."""
+        return self._system_arrays
 
     @property
     def beta(self):

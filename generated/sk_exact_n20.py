@@ -246,6 +246,7 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
             )
         dtype = dtype or torch.float64
         couplings, fields = _system(J, h, N)
+        self._system_arrays = (couplings, fields)  # float64, as given: system_arrays()
         self._beta = _check_beta(beta)
         # The first layer: couplings and fields (PHYSICS.md section 2).
         self.register_buffer("J", couplings.to(device=device, dtype=dtype))
@@ -290,6 +291,12 @@ class SherringtonKirkpatrickH2ARNN(torch.nn.Module):
         self.weight = weight.to(dtype)
         self.input_bias = (bias + weight @ fields).to(dtype)
         self.input_weight = torch.where(earlier, coupled, 0.0).to(dtype)
+
+    def system_arrays(self):
+        """(J [N, N], h [N]) of the system in float64 on the CPU: the couplings and fields
+        given to the constructor or read from the sidecar, never rounded to the model's
+        dtype (exact references are computed from these)."""
+        return self._system_arrays
 
     @property
     def beta(self):

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from arnn_gen.emit import load_module, write_module
+from arnn_gen.codegen.emit import load_module, write_module
 from arnn_gen.pipeline import lower
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from arnn_gen.train import TrainConfig, follow_beta, train
+from arnn_gen.learn.train import TrainConfig, follow_beta, train
 
 
 @pytest.mark.parametrize("k", [0, 1, 2])

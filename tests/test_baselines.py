@@ -10,7 +10,8 @@ import pytest
 import torch
 from spins import all_configurations, config_index
 
-from arnn_gen.baselines import (
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.learn.baselines import (
     BASELINES,
     MADE,
     OneLayer,
@@ -18,7 +19,6 @@ from arnn_gen.baselines import (
     made_degrees,
     make_baseline,
 )
-from arnn_gen.errors import ArnnGenError
 from arnn_gen.systems import curie_weiss, sherrington_kirkpatrick
 
 #: (name, options): every baseline of the paper, and MADE with tanh.

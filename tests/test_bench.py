@@ -129,7 +129,7 @@ def test_persite_cwn_sampler_follows_the_model(emitted, persite):
 
 
 def test_persite_replica_trains_with_adam(emitted, persite):
-    from arnn_gen.train import reinforce_loss
+    from arnn_gen.learn.train import reinforce_loss
 
     port = persite.PerSiteReplica.from_model(_replica_model(emitted, 1, 6, seed=7))
     before = [p.detach().clone() for p in port.parameters()]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from arnn_gen.derive import (
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.derive import (
     GROUPS,
     SYMBOLS,
     build_hamiltonian,
@@ -19,7 +20,6 @@ from arnn_gen.derive import (
     expand_sums,
     split_by_site,
 )
-from arnn_gen.errors import ArnnGenError
 
 matplotlib.use("Agg")
 from matplotlib.mathtext import math_to_image  # noqa: E402

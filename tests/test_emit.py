@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import arnn_gen
-from arnn_gen.emit import print_formulas, write_module
+from arnn_gen.codegen.emit import print_formulas, write_module
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.pipeline import lower
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from spins import all_configurations, assert_sampled_law
 
-from arnn_gen.emit import print_formulas
+from arnn_gen.codegen.emit import print_formulas
 from arnn_gen.exact import curie_weiss_exact, exact_conditionals, solve_magnetization
 
 
@@ -78,7 +78,7 @@ def test_cw_exact_sampling_thresholds(emitted, dtype, h, beta):
 
 def test_cw_exact_table_is_the_sum_over_k_of_the_printed_formulas(emitted):
     """The binomial recursion of the template equals logsumexp over k of the IR's b+-, w
-    (printed by arnn_gen.printing) at every site and every M = -N..N."""
+    (printed by arnn_gen.codegen.printing) at every site and every M = -N..N."""
     N, beta, J, h = 9, 1.2, 0.8, 0.25
     module = emitted("cw", variant="exact", N=N, J=J, h=h, beta=beta)
     printed = print_formulas(module.stages.ir)

@@ -17,11 +17,11 @@ import torch
 from spins import all_configurations, assert_sampled_law
 
 from arnn_gen import systems
-from arnn_gen.derive import derive_conditional
-from arnn_gen.emit import write_module
+from arnn_gen.codegen.emit import write_module
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import log_boltzmann
 from arnn_gen.pipeline import lower
+from arnn_gen.symbolic.derive import derive_conditional
 
 
 @pytest.fixture(scope="module")

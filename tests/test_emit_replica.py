@@ -14,7 +14,7 @@ from spins import all_configurations, assert_sampled_law, log_prob_through_forwa
 
 from arnn_gen import systems
 from arnn_gen.exact import log_boltzmann
-from arnn_gen.simplify import LINEAR_REGIME_OFFSET
+from arnn_gen.symbolic.simplify import LINEAR_REGIME_OFFSET
 
 
 @pytest.mark.parametrize("variant, k", [("rs", 0), ("krsb", 1), ("krsb", 2)])

@@ -82,7 +82,7 @@ def test_enumerate_configurations_order():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"N": -1}, r"N must be >= 0, got -1"),
+        ({"N": -1}, r"N must be an integer >= 0, got -1"),
         ({"N": 3, "start": 5, "stop": 4}, r"start <= stop <= 2\^N = 8, got start=5, stop=4"),
         ({"N": 3, "stop": 9}, r"stop <= 2\^N = 8"),
         ({"N": 30}, r"limited to N <= 24 spins \(got N=30\)"),
@@ -389,10 +389,10 @@ def test_bad_beta_refused(beta):
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: curie_weiss_exact(0, 1.0), r"N must be >= 1, got 0"),
+        (lambda: curie_weiss_exact(0, 1.0), r"N must be an integer >= 1, got 0"),
         (lambda: curie_weiss_exact(5, 1.0, J=math.nan), r"coupling J must be a finite number"),
         (lambda: curie_weiss_exact(5, 1.0, h=math.inf), r"field h must be a finite number"),
-        (lambda: enumerate_exact(curie_weiss(3), 1.0, chunk_size=0), r"chunk_size must be >= 1"),
+        (lambda: enumerate_exact(curie_weiss(3), 1.0, chunk_size=0), r"chunk_size must be an integer >= 1"),
         (lambda: exact("not a system", 1.0), r"expected a Hamiltonian, got str"),
     ],
 )

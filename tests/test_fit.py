@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.mcmc import metropolis_samples
-from arnn_gen.train import FitConfig, fit, fit_model
+from arnn_gen.learn.mcmc import metropolis_samples
+from arnn_gen.learn.train import FitConfig, fit, fit_model
 
 
 def test_inverse_problem_recovers_the_couplings(emitted, tmp_path):

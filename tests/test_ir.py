@@ -10,8 +10,8 @@ import sys
 import pytest
 import sympy as sp
 
+from arnn_gen.codegen.ir import ArchitectureIR, ParamSpec, class_name, module_name
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.ir import ArchitectureIR, ParamSpec, class_name, module_name
 from arnn_gen.pipeline import lower
 
 
@@ -101,8 +101,8 @@ def test_names():
 def test_shared_forms_of_the_layer_are_checked_by_sympy():
     """The layer and its slope written through exp(-|u|) or sigmoid(u) are checked against
     logsigmoid(u) and its slope; a wrong form is refused."""
-    from arnn_gen import ir
-    from arnn_gen.functions import logsigmoid, sigmoid
+    from arnn_gen.codegen import ir
+    from arnn_gen.symbolic.nn_functions import logsigmoid, sigmoid
 
     u, s = ir.U, ir.SHARED_SIGMOID
     direct = (logsigmoid(u), sp.diff(logsigmoid(u), u))

@@ -1,4 +1,4 @@
-"""arnn_gen.mcmc against exact enumeration: single-spin-flip Metropolis on small SK and CW
+"""arnn_gen.learn.mcmc against exact enumeration: single-spin-flip Metropolis on small SK and CW
 systems, and Metropolis-Hastings with an emitted network as proposal."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from spins import all_configurations, config_index
 from arnn_gen import systems
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import enumerate_exact, log_boltzmann
-from arnn_gen.mcmc import (
+from arnn_gen.learn.mcmc import (
     NeuralMCMCResult,
     _metropolis,
     metropolis,

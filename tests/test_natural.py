@@ -8,8 +8,8 @@ import torch
 from spins import all_configurations
 
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.natural import SiteNaturalGradient
-from arnn_gen.train import TrainConfig, reinforce_loss, train
+from arnn_gen.learn.natural import SiteNaturalGradient
+from arnn_gen.learn.train import TrainConfig, reinforce_loss, train
 
 
 def _model(emitted, k=1, N=5, seed=3, beta=0.9):  # noqa: N803
@@ -121,7 +121,7 @@ def test_a_natural_gradient_run_resumes_to_the_same_state(emitted, tmp_path):
 def test_the_size_check_counts_the_per_sample_gradients(emitted, monkeypatch):
     """B N P numbers, P = 2 N (2k + 3) + 2: a batch just under MAX_SITE_GRAD_NUMBERS
     passes, one more sample is refused."""
-    from arnn_gen import natural
+    from arnn_gen.learn import natural
 
     model = _model(emitted, k=1, N=6)
     per_sample = 6 * (2 * 6 * 5 + 2)

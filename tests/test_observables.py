@@ -1,4 +1,4 @@
-"""arnn_gen.observables against exact references (PHYSICS.md section 5).
+"""arnn_gen.learn.observables against exact references (PHYSICS.md section 5).
 
 An exact network (H2ARNN, CW_N) has Q = P, so L = log Q + beta H = -log Z for every sample:
 the variational and importance-sampled free energies are exact with zero spread and the
@@ -19,7 +19,7 @@ from spins import all_configurations
 
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import curie_weiss_exact, enumerate_exact
-from arnn_gen.observables import (
+from arnn_gen.learn.observables import (
     Estimates,
     estimate,
     estimates_from,

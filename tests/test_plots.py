@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.plots import (
+from arnn_gen.learn.plots import (
     HISTORY_COLUMNS,
     PLOT_NAMES,
     free_energy_figure,

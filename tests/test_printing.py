@@ -1,4 +1,4 @@
-"""Tests of arnn_gen.printing: exact strings, executed numbers, cse blocks, strictness."""
+"""Tests of arnn_gen.codegen.printing: exact strings, executed numbers, cse blocks, strictness."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import sympy as sp
 import torch
 from sympy.codegen.cfunctions import log1p
 
+from arnn_gen.codegen.printing import PrintedBlock, TorchPrinter, torch_block, torch_code
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.functions import LogSumExp, logsigmoid, sigmoid, to_elementary
-from arnn_gen.printing import PrintedBlock, TorchPrinter, torch_block, torch_code
+from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid, to_elementary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -265,8 +265,8 @@ def test_block_temporaries_skip_input_names():
 _HASHSEED_SCRIPT = textwrap.dedent(
     """
     import sympy as sp
-    from arnn_gen.functions import logsigmoid, sigmoid
-    from arnn_gen.printing import torch_block
+    from arnn_gen.symbolic.nn_functions import logsigmoid, sigmoid
+    from arnn_gen.codegen.printing import torch_block
 
     a, b, c, n, k, beta, phi = sp.symbols("a b c n k beta phi")
     exprs = [

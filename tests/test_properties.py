@@ -144,8 +144,9 @@ import atexit, json, os, sys, traceback
 import arnn_gen.cli
 from arnn_gen.cli import main
 # What the commands import lazily, imported once here so that each child starts fast.
-for name in ("torch", "arnn_gen.train", "arnn_gen.mcmc", "arnn_gen.plots", "arnn_gen.emit",
-             "arnn_gen.derive", "arnn_gen.render", "arnn_gen.exact", "arnn_gen.natural"):
+for name in ("torch", "arnn_gen.learn.train", "arnn_gen.learn.mcmc", "arnn_gen.learn.plots",
+             "arnn_gen.codegen.emit", "arnn_gen.symbolic.derive", "arnn_gen.symbolic.display",
+             "arnn_gen.exact", "arnn_gen.learn.natural"):
     try:
         __import__(name)
     except Exception:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from arnn_gen import checks, files, systems
 from arnn_gen.cli import main
-from arnn_gen.emit import load_module
+from arnn_gen.codegen.emit import load_module
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import curie_weiss_mean_field
 from arnn_gen.pipeline import build_system, lower, shell_word
@@ -123,11 +123,11 @@ def test_bounds_curie_weiss_at_a_million_spins_in_o_n(tmp_path):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (("exact", "--system", "sk", "-N", "1000000000000000000000"), "N must be <= 1000000"),
+        (("exact", "--system", "sk", "-N", "1000000000000000000000"), "N must be an integer <= 1000000"),
         (("exact", "--system", "sk", "-N", "30"), "N <= 24"),
         (("emit", "--system", "sk", "-N", "20000"), f"N <= {checks.MAX_DENSE_N}"),
         (("emit", "--system", "cw", "-N", "20000"), "CW_N"),
-        (("emit", "--system", "sk", "-N", "10", "-k", "99"), "k must be <= 14"),
+        (("emit", "--system", "sk", "-N", "10", "-k", "99"), "k must be an integer <= 14"),
         (
             (
                 "mcmc",
@@ -144,7 +144,7 @@ def test_bounds_curie_weiss_at_a_million_spins_in_o_n(tmp_path):
                 "--out",
                 "m.npy",
             ),
-            "-n must be <= 100000000",
+            "-n must be an integer <= 100000000",
         ),  # fmt: skip
         (
             (
@@ -178,10 +178,10 @@ def test_bounds_of_training_and_sampling(modules, tmp_path):
     one_line(run("train", module, "--beta", "1", "--batch", "100000000", "--out", tmp_path / "r"),
              1, "spins per step")  # fmt: skip
     one_line(run("sample", module, "-n", "200000000", "--out", tmp_path / "s.npy"), 1,
-             "-n must be <= 100000000")  # fmt: skip
+             "-n must be an integer <= 100000000")  # fmt: skip
     with pytest.raises(ArnnGenError, match="spins per call"):
         checks.check_samples("-n", 10**7, 1000)
-    one_line(run("sample", module, "-n", "0", "--out", tmp_path / "s.npy"), 1, "-n must be >= 1")
+    one_line(run("sample", module, "-n", "0", "--out", tmp_path / "s.npy"), 1, "-n must be an integer >= 1")
     assert not (tmp_path / "r").exists()
 
 
@@ -459,7 +459,7 @@ def test_a_full_disk_names_the_target_never_a_temporary(tmp_path, monkeypatch):
 def test_seeds_beyond_the_generators_range(modules, tmp_path):
     huge = str(2**64)
     one_line(run("sample", modules["seed0"], "-n", "3", "--seed", huge, "--out", tmp_path / "s"),
-             1, "--seed must be <=")  # fmt: skip
+             1, "--seed must be an integer <=")  # fmt: skip
     one_line(run("mcmc", "--system", "sk", "-N", "5", "-n", "3", "--beta", "1", "--sweeps", "1",
                  "--chain-seed", huge, "--out", tmp_path / "m"), 1, "--chain-seed")  # fmt: skip
     one_line(run("train", modules["seed0"], *TRAIN, "--seed", huge, "--out", tmp_path / "r"), 1,

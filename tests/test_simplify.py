@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from arnn_gen.derive import SYMBOLS, derive_conditional, expand_sums
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.functions import LogSumExp, logsigmoid, to_elementary
-from arnn_gen.simplify import (
+from arnn_gen.symbolic.derive import SYMBOLS, derive_conditional, expand_sums
+from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, to_elementary
+from arnn_gen.symbolic.simplify import (
     LINEAR_REGIME_OFFSET,
     RSYM,
     VARIANTS,

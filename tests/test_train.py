@@ -12,7 +12,7 @@ from spins import all_configurations, log_prob_through_forward
 from arnn_gen import systems
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import enumerate_exact
-from arnn_gen.train import (
+from arnn_gen.learn.train import (
     METRIC_KEYS,
     TrainConfig,
     _step_figures,
@@ -187,7 +187,7 @@ def test_step_figures_are_the_batch_mean_std_and_ess(dtype):
 
 def test_sample_with_log_prob_falls_back_to_sample_and_log_prob():
     """Models without a one-pass sampler (the baselines): sample, then log_prob."""
-    from arnn_gen.baselines import make_baseline
+    from arnn_gen.learn.baselines import make_baseline
 
     torch.manual_seed(0)
     model = make_baseline("MADE_21", systems.sherrington_kirkpatrick(6, seed=0),
@@ -196,3 +196,18 @@ def test_sample_with_log_prob_falls_back_to_sample_and_log_prob():
     assert x.shape == (32, 6) and log_q.requires_grad
     assert torch.equal(x, model.sample(32, generator=torch.Generator().manual_seed(1)))
     assert torch.allclose(log_q, model.log_prob(x))
+
+
+@pytest.mark.parametrize("variant", ["krsb", "rs", "exact"])
+def test_the_exact_reference_uses_the_float64_couplings(variant, tmp_path):
+    # A float32 module keeps J rounded to float32; the reference must not (it equals
+    # `arnn-gen exact` to the last digits, not to the 9th).
+    from arnn_gen.codegen.emit import load_module, write_module
+    from arnn_gen.learn.train import exact_free_energy
+    from arnn_gen.pipeline import lower
+
+    stages = lower("sk", variant=variant, N=10, seed=4, dtype="float32")
+    model = load_module(write_module(stages.ir, stages.source, stages.hamiltonian, tmp_path))
+    model = model.Model()
+    reference = enumerate_exact(systems.sherrington_kirkpatrick(10, seed=4), 1.3).free_energy
+    assert exact_free_energy(model, 1.3) == pytest.approx(reference, rel=1e-14, abs=0)

@@ -1,6 +1,6 @@
 """Stage 3: mean-field reductions of the exact conditional into compact architectures.
 
-Input: the generic :class:`~arnn_gen.derive.Derivation`. Output: a :class:`Reduction`, the
+Input: the generic :class:`~arnn_gen.symbolic.derive.Derivation`. Output: a :class:`Reduction`, the
 reduced log-partition functions log rho_i^{+-} and logit of P(x_i = +1 | x_<i), with the
 parameters the architecture needs (fixed analytic ones and trainable ones with their
 initial values) as SymPy expressions. PHYSICS.md sections 2-4.
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .derive import SYMBOLS, Derivation, SpinSum, derive_conditional
-from .errors import ArnnGenError
-from .functions import Equation, LogSumExp, latex, logsigmoid, sigmoid
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.derive import SYMBOLS, Derivation, SpinSum, derive_conditional
+from arnn_gen.symbolic.nn_functions import Equation, LogSumExp, latex, logsigmoid, sigmoid
 
 __all__ = [
     "VARIANTS",

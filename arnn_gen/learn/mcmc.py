@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from arnn_gen.checks import check_beta, check_int
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.observables import _check_beta, _check_int, _check_model
+from arnn_gen.learn.observables import _check_model
 from arnn_gen.systems import Hamiltonian
 
 __all__ = [
@@ -102,9 +103,9 @@ def _metropolis(
     """:func:`metropolis`, also returning the incrementally updated local fields ``[C, N]``
     (tests compare them with a recomputation x @ J + h)."""
     hamiltonian = _check_hamiltonian(hamiltonian)
-    beta = _check_beta(beta)
-    chains = _check_int("chains", chains, 1)
-    sweeps = _check_int("sweeps", sweeps, 0)
+    beta = check_beta(beta)
+    chains = check_int("chains", chains, 1)
+    sweeps = check_int("sweeps", sweeps, 0)
     dtype = _check_dtype(dtype)
     if device is None and isinstance(x0, torch.Tensor):
         device = x0.device
@@ -213,10 +214,10 @@ def metropolis_samples(
     Returns:
         ``[count, N]`` samples of +-1 in ``dtype``, ordered by record, then by chain.
     """
-    count = _check_int("count", count, 1)
-    sweeps = _check_int("sweeps", sweeps, 0)
-    burn_in = 0 if burn_in is None else _check_int("burn_in", burn_in, 0)
-    chains = count if chains is None else _check_int("chains", chains, 1)
+    count = check_int("count", count, 1)
+    sweeps = check_int("sweeps", sweeps, 0)
+    burn_in = 0 if burn_in is None else check_int("burn_in", burn_in, 0)
+    chains = count if chains is None else check_int("chains", chains, 1)
     if chains > count:
         raise ArnnGenError(f"chains must be <= count = {count}, got {chains}")
     if chains < count and sweeps < 1:
@@ -282,7 +283,7 @@ def neural_metropolis(
 
     Args:
         model: anything with N, beta, sample, log_prob and energy (see
-            :mod:`arnn_gen.observables`).
+            :mod:`arnn_gen.learn.observables`).
         beta: the target's inverse temperature; None means ``model.beta``.
         chains: number of independent chains, >= 1.
         steps: number of steps, >= 0.
@@ -294,9 +295,9 @@ def neural_metropolis(
         steps and chains.
     """
     n_spins = _check_model(model)
-    beta = _check_beta(model.beta if beta is None else beta)
-    chains = _check_int("chains", chains, 1)
-    steps = _check_int("steps", steps, 0)
+    beta = check_beta(model.beta if beta is None else beta)
+    chains = check_int("chains", chains, 1)
+    steps = check_int("steps", steps, 0)
 
     x, log_q_x, energy_x = _propose(model, chains, n_spins, generator)  # [C, N], [C], [C]
     accepted = 0

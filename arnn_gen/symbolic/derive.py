@@ -36,8 +36,8 @@ import numpy as np
 import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
-from .errors import ArnnGenError
-from .functions import PLUS_MINUS, Equation, latex, sigmoid, to_elementary
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.nn_functions import PLUS_MINUS, Equation, latex, sigmoid, to_elementary
 
 __all__ = [
     "GROUPS",

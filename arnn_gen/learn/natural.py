@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ArnnGenError
+from arnn_gen.errors import ArnnGenError
 
 __all__ = ["SiteNaturalGradient", "NATURAL_LR", "NATURAL_DAMPING", "MAX_SITE_GRAD_NUMBERS"]
 

@@ -1,4 +1,4 @@
-"""Stage 5: render an :class:`~arnn_gen.ir.ArchitectureIR` into a standalone PyTorch module.
+"""Stage 5: render an :class:`~arnn_gen.codegen.ir.ArchitectureIR` into a standalone PyTorch module.
 
 Input: the IR (and the Hamiltonian for the sidecar). Output: the module's source text
 (:func:`render_module`) and, on request, the files ``<out>/<name>.py`` plus the sidecar
@@ -6,7 +6,7 @@ Input: the IR (and the Hamiltonian for the sidecar). Output: the module's source
 
 Structure comes from the Jinja templates in ``templates/`` (shipped as the package
 ``arnn_gen.templates``); every elementwise formula comes from the IR through the strict
-torch printer (:mod:`arnn_gen.printing`), never retyped in a template. Rendering is
+torch printer (:mod:`arnn_gen.codegen.printing`), never retyped in a template. Rendering is
 deterministic: same IR and arnn-gen version, same bytes. The source is compiled before it
 is written; files are written atomically and only when their bytes change.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from .derive import SYMBOLS
-from .errors import ArnnGenError
-from .files import replace_together, stage
-from .ir import PHI, SHARED_SIGMOID, A, ArchitectureIR, B, C, U, W, Y, Z
-from .printing import torch_code
-from .simplify import RSYM
+from arnn_gen.codegen.ir import PHI, SHARED_SIGMOID, A, ArchitectureIR, B, C, U, W, Y, Z
+from arnn_gen.codegen.printing import torch_code
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.files import replace_together, stage
+from arnn_gen.symbolic.derive import SYMBOLS
+from arnn_gen.symbolic.simplify import RSYM
 
 __all__ = ["SYMBOL_NAMES", "load_module", "render_module", "write_module", "print_formulas"]
 
@@ -152,7 +152,7 @@ def write_module(
     with contextlib.ExitStack() as stack:
         staged: list[tuple[Path, Path]] = []
         if sidecar is not None:
-            from .systems import write_npz
+            from arnn_gen.systems import write_npz
 
             handle, temporary = stack.enter_context(stage(sidecar))
             write_npz(hamiltonian, handle)

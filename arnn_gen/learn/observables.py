@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from arnn_gen.checks import check_beta, check_int
 from arnn_gen.errors import ArnnGenError
 
 __all__ = [
@@ -115,26 +116,6 @@ class Estimates:
 # --------------------------------------------------------------------------------------
 
 
-def _check_beta(beta: Any) -> float:
-    if isinstance(beta, (bool, np.bool_)):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {beta!r}")
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {beta!r}") from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise ArnnGenError(f"beta must be a finite number > 0, got {value!r}")
-    return value
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ArnnGenError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ArnnGenError(f"{name} must be an integer >= {minimum}, got {int(value)}")
-    return int(value)
-
-
 def _as_tensor(name: str, value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
@@ -172,7 +153,7 @@ def _check_model(model: Any) -> int:
             f"a model needs N, beta, sample, log_prob and energy; "
             f"{type(model).__name__} lacks {', '.join(missing)}"
         )
-    return _check_int("the model's N", model.N, 1)
+    return check_int("the model's N", model.N, 1)
 
 
 def _sample_std(values: torch.Tensor) -> float:
@@ -206,7 +187,7 @@ def estimates_from(x: Any, log_q: Any, energy: Any, beta: Any) -> Estimates:
         :class:`Estimates`, computed in float64; the log-weights -L are combined with
         log-sum-exp, so F_IS and the ESS neither overflow nor underflow.
     """
-    beta = _check_beta(beta)
+    beta = check_beta(beta)
     x = _check_spins(x)  # [S, N]
     n_samples, n_spins = x.shape
     log_q = _as_tensor("log_q", log_q)  # [S]
@@ -273,9 +254,9 @@ def estimate(
         :func:`estimates_from` of the concatenated ``[S, N]`` samples.
     """
     n_spins = _check_model(model)
-    beta = _check_beta(model.beta if beta is None else beta)
-    samples = _check_int("samples", samples, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    beta = check_beta(model.beta if beta is None else beta)
+    samples = check_int("samples", samples, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     xs, log_qs, energies = [], [], []
     remaining = samples
     while remaining > 0:
@@ -353,7 +334,7 @@ def overlap_histogram(x: Any, *, bins: int | None = None) -> tuple[np.ndarray, n
         count = -(-(n_spins + 1) // per_bin)
         edges = (-n_spins - 1 + 2 * per_bin * np.arange(count + 1)) / n_spins
     else:
-        bins = _check_int("bins", bins, 1)
+        bins = check_int("bins", bins, 1)
         edges = np.linspace(-1.0, 1.0, bins + 1)  # [bins + 1]
     counts, _ = np.histogram(q, bins=edges)  # [bins]
     density = counts / (q.size * np.diff(edges))  # [bins]

@@ -2,7 +2,7 @@
 
 Input: an :class:`Experiment` (system, sizes, SK instances, architectures, schedule).
 Output: a folder with one run folder per (size, instance, architecture) as written by
-:func:`arnn_gen.train.train`, plots per (size, instance), and ``summary.json`` /
+:func:`arnn_gen.learn.train.train`, plots per (size, instance), and ``summary.json`` /
 ``summary.md``: per architecture and size, the relative error of the final free energy and
 its largest value over the annealing, against the exact value (CW formula at any N,
 enumeration for N <= 20) or, where none is known, against the lowest variational free energy
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import ArnnGenError
-from .train import TrainConfig, train
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.learn.train import TrainConfig, train
 
 __all__ = [
     "Experiment",
@@ -117,10 +117,10 @@ def select(
 
 def _model(system: str, architecture: str, N: int, seed: int, folder: Path, config):  # noqa: N803
     """A fresh model of ``architecture`` for the system instance (emitted or baseline)."""
-    from .baselines import make_baseline
-    from .emit import load_module, write_module
-    from .pipeline import build_system, lower
-    from .systems import as_hamiltonian
+    from arnn_gen.codegen.emit import load_module, write_module
+    from arnn_gen.learn.baselines import make_baseline
+    from arnn_gen.pipeline import build_system, lower
+    from arnn_gen.systems import as_hamiltonian
 
     beta = config.betas()[0]
     if architecture in EMITTED:
@@ -140,8 +140,8 @@ def _model(system: str, architecture: str, N: int, seed: int, folder: Path, conf
 
 def run_experiment(experiment: Experiment, out_dir, *, progress: bool = True) -> Path:
     """Train every architecture on every instance; write runs, plots and the summary."""
-    from .observables import overlap_histogram
-    from .plots import save_plots
+    from arnn_gen.learn.observables import overlap_histogram
+    from arnn_gen.learn.plots import save_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

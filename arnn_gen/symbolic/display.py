@@ -1,7 +1,7 @@
 """Presentation of derived formulas for ``arnn-gen derive``: LaTeX, plain text, PNG.
 
 Input: sections, each a title and an object with ``equations(N)`` (a
-:class:`~arnn_gen.derive.Derivation` or :class:`~arnn_gen.simplify.Reduction`).
+:class:`~arnn_gen.symbolic.derive.Derivation` or :class:`~arnn_gen.symbolic.simplify.Reduction`).
 Output: a string (LaTeX, text) or PNG bytes; writing files is the CLI's business.
 The PNG is drawn by matplotlib's mathtext, so no TeX installation is needed.
 """
@@ -12,7 +12,7 @@ import io
 from collections.abc import Sequence
 from typing import Protocol
 
-from .functions import Equation
+from arnn_gen.symbolic.nn_functions import Equation
 
 __all__ = ["render_latex", "render_text", "render_png"]
 

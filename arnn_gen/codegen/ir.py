@@ -1,6 +1,7 @@
 """Stage 4: a small typed description of one architecture, the emitter's only input.
 
-Input: a :class:`~arnn_gen.systems.Hamiltonian` and a :class:`~arnn_gen.simplify.Reduction`.
+Input: a :class:`~arnn_gen.systems.Hamiltonian` and a
+:class:`~arnn_gen.symbolic.simplify.Reduction`.
 Output: an :class:`ArchitectureIR`: frozen, validated, made of tuples, strings, numbers and
 SymPy expressions only (no tensors, no files). It round-trips through :meth:`to_dict` /
 :meth:`from_dict` unchanged and has a stable sha256 :meth:`signature`.
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
-from ._version import __version__
-from .derive import SYMBOLS
-from .errors import ArnnGenError
-from .functions import LogSumExp, logsigmoid, sigmoid
-from .simplify import RSYM, VARIANTS, Reduction
+from arnn_gen._version import __version__
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.derive import SYMBOLS
+from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid
+from arnn_gen.symbolic.simplify import RSYM, VARIANTS, Reduction
 
 __all__ = [
     "ROLES",
@@ -72,7 +73,7 @@ class ParamSpec:
     changes), "shared" (the first layer: couplings and fields), "trainable" (nn.Parameter).
     shape: dimension names, e.g. ("sign", "pair") or ("site",).
     initial: SymPy expression of the (initial) value, in the symbols of
-    :data:`~arnn_gen.simplify.RSYM` and :data:`~arnn_gen.derive.SYMBOLS`.
+    :data:`~arnn_gen.symbolic.simplify.RSYM` and :data:`~arnn_gen.symbolic.derive.SYMBOLS`.
     """
 
     name: str
@@ -286,7 +287,7 @@ def build_ir(
     command: str,
 ) -> ArchitectureIR:
     """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``."""
-    from .systems import CurieWeiss, Hamiltonian
+    from arnn_gen.systems import CurieWeiss, Hamiltonian
 
     if not isinstance(hamiltonian, Hamiltonian | CurieWeiss):
         raise ArnnGenError("build_ir needs a Hamiltonian")

@@ -24,13 +24,13 @@ Bad constructor input raises :class:`~arnn_gen.errors.ArnnGenError`.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual alias)
 
+from arnn_gen.checks import check_beta
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.systems import Hamiltonian
 
@@ -65,19 +65,6 @@ _MADE_NAME = re.compile(r"MADE_([1-9])([1-9])", re.IGNORECASE)
 # --------------------------------------------------------------------------------------
 
 
-def _check_beta(beta: Any) -> float:
-    """``beta`` as a float after checking it is a finite number > 0."""
-    if isinstance(beta, bool):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {beta!r}")
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {beta!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ArnnGenError(f"beta must be a finite number > 0, got {value!r}")
-    return value
-
-
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ArnnGenError(f"{name} must be an integer >= 1, got {value!r}")
@@ -109,7 +96,7 @@ class _Baseline(torch.nn.Module):
         dtype: torch.dtype,
     ) -> None:
         super().__init__()
-        from .systems import CurieWeiss
+        from arnn_gen.systems import CurieWeiss
 
         if isinstance(hamiltonian, CurieWeiss):
             hamiltonian = hamiltonian.dense()
@@ -127,7 +114,7 @@ class _Baseline(torch.nn.Module):
                 message = str(err).splitlines()[0] if str(err) else repr(device)
                 raise ArnnGenError(f"invalid device {device!r}: {message}") from None
         self._hamiltonian = hamiltonian
-        self._beta = _check_beta(beta)
+        self._beta = check_beta(beta)
         # Per (device, dtype) copies of J [N, N] and h [N], filled by energy().
         self._energy_tensors: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]]
         self._energy_tensors = {}
@@ -151,7 +138,7 @@ class _Baseline(torch.nn.Module):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        self._beta = _check_beta(value)
+        self._beta = check_beta(value)
 
     def _reference(self) -> torch.Tensor:
         """A parameter, whose device and dtype are the model's."""

@@ -12,7 +12,7 @@ Input: a model (an emitted module's ``Model`` or a baseline: ``N``, ``beta``, ``
 
 Variational training (PHYSICS.md section 5): x ~ Q by ancestral sampling, L = log Q(x) +
 beta H(x), gradient E_Q[(L - mean L) grad log Q] (REINFORCE with the batch-mean baseline),
-Adam or the natural gradient (:mod:`arnn_gen.natural`); beta runs from beta_start to beta in
+Adam or the natural gradient (:mod:`arnn_gen.learn.natural`); beta runs from beta_start to beta in
 steps of beta_step with steps_per_beta steps each (warmup_steps more at the first), and
 with follow_beta the parameters a model names BETA_SCALED are carried from each beta to
 the next by the factor beta'/beta. Every beta ends with an estimate on eval_samples samples.
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import MAX_BETAS, MAX_SAMPLES, MAX_TRAINING_STEPS
-from .errors import ArnnGenError
-from .files import write_atomically
-from .natural import NATURAL_DAMPING, NATURAL_LR, SiteNaturalGradient
-from .observables import Estimates, effective_sample_size, estimate, overlap_histogram
+from arnn_gen.checks import MAX_BETAS, MAX_SAMPLES, MAX_TRAINING_STEPS
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.files import write_atomically
+from arnn_gen.learn.natural import NATURAL_DAMPING, NATURAL_LR, SiteNaturalGradient
+from arnn_gen.learn.observables import Estimates, effective_sample_size, estimate, overlap_histogram
 
 __all__ = [
     "METRIC_KEYS",
@@ -183,6 +183,11 @@ def beta_schedule(start: float, stop: float, step: float) -> tuple[float, ...]:
 
     Values are rounded to 12 digits so that 0.1 + 0.05 k prints as it reads; a start above
     stop gives (stop,).
+
+    >>> beta_schedule(0.1, 0.3, 0.05)
+    (0.1, 0.15, 0.2, 0.25, 0.3)
+    >>> beta_schedule(0.1, 0.32, 0.1)  # the target is always the last beta
+    (0.1, 0.2, 0.3, 0.32)
     """
     if start >= stop:
         return (float(stop),)
@@ -201,26 +206,31 @@ class TrainResult:
 
 
 def hamiltonian_of(model):
-    """The Hamiltonian a model samples, from what it holds (baselines keep it; emitted modules
-    hold J, h or, for Curie-Weiss, the two scalars)."""
-    from . import systems
+    """The Hamiltonian a model samples, in float64: baselines hold it; emitted modules give
+    the couplings and fields they were built with (``system_arrays()``, float64, never the
+    copy rounded to the model's dtype) or, for the Curie-Weiss modules, the two numbers.
+    A "cw" module with arrays comes back as the Curie-Weiss system when the arrays are
+    uniform, so that its exact reference is the formula at any N."""
+    from arnn_gen import systems
 
     held = getattr(model, "hamiltonian", None)
     if held is not None:
         return held
-    N = model.N
-    J, h = getattr(model, "J", None), getattr(model, "h", None)
+    N = model.N  # noqa: N806
+    J, h = getattr(model, "J", None), getattr(model, "h", None)  # noqa: N806
     if isinstance(J, float):  # CW_N / CW_inf modules: J_ij = J / N, h_i = h
         return systems.CurieWeiss(N, J, h)
-    couplings = getattr(model, "couplings", J)
-    fields = getattr(model, "fields", h)
-    couplings = couplings.detach().double().cpu().numpy()
-    fields = fields.detach().double().cpu().numpy()
+    arrays = getattr(model, "system_arrays", None)
+    if callable(arrays):
+        couplings, fields = (array.numpy() for array in arrays())
+    else:
+        couplings = getattr(model, "couplings", J).detach().double().cpu().numpy()
+        fields = getattr(model, "fields", h).detach().double().cpu().numpy()
     if getattr(model, "SYSTEM", None) == "cw" and N > 1:
-        scale, field = float(couplings[0, 1]) * N, float(fields[0])
-        uniform = systems.curie_weiss(N, J=scale, h=field)
-        if np.allclose(uniform.J, couplings, rtol=0, atol=1e-6) and np.allclose(
-            uniform.h, fields, rtol=0, atol=1e-6
+        uniform = systems.CurieWeiss(N, float(couplings[0, 1]) * N, float(fields[0]))
+        off_diagonal = couplings[~np.eye(N, dtype=bool)]
+        if np.allclose(off_diagonal, uniform.coupling / N, rtol=1e-12, atol=0) and np.allclose(
+            fields, uniform.field, rtol=1e-12, atol=0
         ):
             return uniform
     return systems.from_couplings(couplings, fields)
@@ -261,7 +271,7 @@ def check_identity(recorded, model, where) -> None:
 
 def exact_free_energy(model, beta: float) -> float | None:
     """Exact f per spin when it is known: the CW formula (any N), enumeration (N <= 20)."""
-    from .exact import exact
+    from arnn_gen.exact import exact
 
     hamiltonian = hamiltonian_of(model)
     if hamiltonian.kind != "cw" and hamiltonian.N > MAX_REFERENCE_N:

@@ -36,8 +36,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .errors import ArnnGenError
-from .files import write_atomically
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.files import write_atomically
 
 __all__ = [
     "HISTORY_COLUMNS",
