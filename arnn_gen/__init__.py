@@ -6,8 +6,7 @@ ir -> printing / emit -> generated module -> train / evaluate -> cli.
 """
 
 from arnn_gen._version import __version__
-from arnn_gen.codegen.emit import load_module as load
-from arnn_gen.codegen.emit import render_module, write_module
+from arnn_gen.codegen.emit import load_module, render_module, write_module
 from arnn_gen.codegen.ir import ArchitectureIR
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import (
@@ -21,16 +20,17 @@ from arnn_gen.learn.baselines import BASELINES, make_baseline
 from arnn_gen.learn.mcmc import metropolis_samples, neural_metropolis
 from arnn_gen.learn.observables import Estimates, estimate
 from arnn_gen.learn.train import FitConfig, TrainConfig, fit, train
-from arnn_gen.pipeline import Stages, lower
+from arnn_gen.pipeline import Request, Stages, lower, resolve
 from arnn_gen.symbolic.derive import Derivation, derive_conditional
 from arnn_gen.symbolic.simplify import Reduction, reduce_conditional
 from arnn_gen.systems import (
+    CurieWeiss,
     Hamiltonian,
     curie_weiss,
     from_couplings,
     sherrington_kirkpatrick,
 )
-from arnn_gen.systems import load as load_hamiltonian
+from arnn_gen.systems import load as load_system
 
 __all__ = [
     "__version__",
@@ -48,6 +48,7 @@ __all__ = [
     "ArnnGenError",
     "Derivation",
     "ExactResult",
+    "CurieWeiss",
     "Hamiltonian",
     "Reduction",
     "Stages",
@@ -58,9 +59,11 @@ __all__ = [
     "enumerate_exact",
     "exact_conditionals",
     "from_couplings",
-    "load",
-    "load_hamiltonian",
+    "load_module",
+    "load_system",
     "lower",
+    "resolve",
+    "Request",
     "reduce_conditional",
     "render_module",
     "sherrington_kirkpatrick",

@@ -11,7 +11,7 @@ Note [Freed memory and page faults]
     process freed before. Depending on that history, every temporary is faulted in page by
     page again: the same SK_1RSB sampling pass (N = 200, B = 2000, 2 threads) took 0.23 s
     with no page faults and 0.5-1.1 s with 0.1-0.7 million of them, in otherwise identical
-    processes (benchmarks/RESULTS.md). Fixing both thresholds high keeps freed blocks in the
+    processes (docs/performance.md). Fixing both thresholds high keeps freed blocks in the
     heap for reuse: the fast case, always. The cost is that the process's resident memory
     stays at its peak instead of shrinking after it. ``arnn-gen`` sets this for its own
     commands; scripts that import emitted modules may call it once at their start.

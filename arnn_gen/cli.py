@@ -147,7 +147,7 @@ def derive(system, variant, N, k, fmt, out, force):  # noqa: N803
     derivation = derive_conditional()
     reduction = reduce_conditional(system, variant, k=k, derivation=derivation)
     sections = [
-        ("Exact autoregressive conditional (PHYSICS.md section 2)", derivation),
+        ("Exact autoregressive conditional (docs/physics.md section 2)", derivation),
         (f"Reduced form: {reduction.title()} ({system}, variant {variant})", reduction),
     ]
     if fmt == "png":
@@ -591,7 +591,7 @@ def _int_list(option: str, text: str | None) -> list[int] | None:
     help="torch.compile the replica modules (as train --compile): pays on long runs.",
 )
 def reproduce(system, quick, device, out, quiet, sizes, instances, architectures, use_compile):
-    """The paper's comparison for cw or sk (PHYSICS.md section 6): runs, plots, summary.
+    """The paper's comparison for cw or sk (docs/physics.md section 6): runs, plots, summary.
     --sizes, --instances and --architectures run a part of it (the full protocol in pieces)."""
     from dataclasses import replace
 
@@ -618,13 +618,29 @@ def reproduce(system, quick, device, out, quiet, sizes, instances, architectures
               help="Folder for bench.json.")  # fmt: skip
 def bench(quick, device, threads, repeats, out):
     """Time sample, log_prob and a training step against the per-site baseline and the
-    elementwise floor; write bench.json (benchmarks/RESULTS.md quotes it)."""
-    from arnn_gen.bench import run_benchmarks
+    elementwise floor; write bench.json (docs/performance.md quotes it). Runs
+    benchmarks/harness.py of the repository checkout (python benchmarks/harness.py has
+    every option)."""
+    import importlib.util
+
+    import arnn_gen
 
     if threads < 1 or repeats < 1:
         raise ArnnGenError("--threads and --repeats must be >= 1")
-    run_benchmarks(quick=quick, out_dir=Path(out), device=_device(device), threads=threads,
-                   repeats=repeats)  # fmt: skip
+    # benchmarks/ is not installed: the checkout this package runs from, else the current one
+    candidates = [Path(arnn_gen.__file__).resolve().parents[1] / "benchmarks" / "harness.py",
+                  Path.cwd() / "benchmarks" / "harness.py"]  # fmt: skip
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        raise ArnnGenError(
+            "arnn-gen bench runs in a checkout of the repository (benchmarks/ is not "
+            "installed); run it from the root of a checkout, or python benchmarks/harness.py there"
+        )
+    spec = importlib.util.spec_from_file_location("benchmarks_harness", found)
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    harness.run_benchmarks(quick=quick, out_dir=Path(out), device=_device(device),
+                           threads=threads, repeats=repeats)  # fmt: skip
     click.echo(str(Path(out) / "bench.json"))
 
 

@@ -1,16 +1,16 @@
 """Exact thermodynamics: the references every numerical test of arnn-gen compares against.
 
-Two routes to the partition function Z = sum_x exp(-beta H(x)) (PHYSICS.md section 1):
+Two routes to the partition function Z = sum_x exp(-beta H(x)) (docs/physics.md section 1):
 
 * enumeration of all 2^N configurations (:func:`enumerate_exact`), streamed in chunks with
   a running log-sum-exp, in float64 torch; limited to N <= :data:`MAX_ENUMERATION_N`;
-* the binomial formula of the Curie-Weiss model (:func:`curie_weiss_exact`, PHYSICS.md
+* the binomial formula of the Curie-Weiss model (:func:`curie_weiss_exact`, docs/physics.md
   section 3), exact at any N (tested up to N = 10^6), and its N -> infinity limit
   (:func:`curie_weiss_mean_field`, the saddle point m = tanh(beta (J m + h))).
 
 :func:`exact` dispatches between them. :func:`exact_conditionals` and :func:`log_boltzmann`
 give the exact autoregressive conditionals P(x_i = +1 | x_<i) and log P(x) that the derived
-networks must reproduce (PHYSICS.md section 2).
+networks must reproduce (docs/physics.md section 2).
 
 All per-spin quantities follow one convention: f = -log Z / (beta N), e = <H> / N,
 s = beta (e - f), |m| = <|sum_i x_i|> / N.
@@ -28,7 +28,7 @@ import torch
 
 from arnn_gen.checks import check_beta, check_int, check_real
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.systems import Hamiltonian
+from arnn_gen.systems import CurieWeiss, Hamiltonian, as_hamiltonian
 
 __all__ = [
     "MAX_ENUMERATION_N",
@@ -126,7 +126,7 @@ class ExactResult:
 
 @dataclass(frozen=True)
 class MeanField:
-    """Curie-Weiss thermodynamics for N -> infinity (saddle point, PHYSICS.md section 3).
+    """Curie-Weiss thermodynamics for N -> infinity (saddle point, docs/physics.md section 3).
 
     Attributes:
         beta, J, h: the parameters.
@@ -156,21 +156,6 @@ class MeanField:
             "energy": self.energy,
             "entropy": self.entropy,
         }
-
-
-# --------------------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------------------
-
-
-def _check_hamiltonian(hamiltonian: Any) -> Hamiltonian:
-    from arnn_gen.systems import CurieWeiss
-
-    if isinstance(hamiltonian, CurieWeiss):
-        return hamiltonian.dense()
-    if not isinstance(hamiltonian, Hamiltonian):
-        raise ArnnGenError(f"expected a Hamiltonian, got {type(hamiltonian).__name__}")
-    return hamiltonian
 
 
 def _check_enumerable(n_spins: int) -> None:
@@ -246,7 +231,7 @@ def enumerate_exact(
     Returns:
         :class:`ExactResult` with ``method="enumeration"``.
     """
-    hamiltonian = _check_hamiltonian(hamiltonian)
+    hamiltonian = as_hamiltonian(hamiltonian)
     beta = check_beta(beta)
     chunk_size = check_int("chunk_size", chunk_size, 1)
     n_spins = hamiltonian.N
@@ -300,7 +285,7 @@ def log_boltzmann(hamiltonian: Hamiltonian, beta: float, x: torch.Tensor) -> tor
     Returns:
         ``[B]`` (or 0-d) float64 on x's device.
     """
-    hamiltonian = _check_hamiltonian(hamiltonian)
+    hamiltonian = as_hamiltonian(hamiltonian)
     beta = check_beta(beta)
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
@@ -377,7 +362,7 @@ def exact_conditionals(
         P(x_i = +1 | x_<i) = sigmoid(log Z_+ - log Z_-),
         Z_+- = sum_{x_>i} exp(-beta H(x_<i, x_i = +-1, x_>i))
 
-    (PHYSICS.md section 2). Prefixes of equal length are processed together, and at most
+    (docs/physics.md section 2). Prefixes of equal length are processed together, and at most
     about ``chunk_size`` full configurations are held at once.
 
     Args:
@@ -388,7 +373,7 @@ def exact_conditionals(
     Returns:
         ``[len(prefixes)]`` float64 CPU tensor.
     """
-    hamiltonian = _check_hamiltonian(hamiltonian)
+    hamiltonian = as_hamiltonian(hamiltonian)
     beta = check_beta(beta)
     chunk_size = check_int("chunk_size", chunk_size, 1)
     n_spins = hamiltonian.N
@@ -422,7 +407,7 @@ def exact_conditionals(
 def curie_weiss_exact(N: int, beta: float, J: float = 1.0, h: float = 0.0) -> ExactResult:  # noqa: N803
     """Exact finite-N Curie-Weiss thermodynamics from the binomial formula.
 
-    PHYSICS.md section 3: with M = N - 2k the magnetisation of the configurations having k
+    docs/physics.md section 3: with M = N - 2k the magnetisation of the configurations having k
     spins down,
 
         Z = sum_{k=0}^{N} binom(N, k) exp(beta h M + (beta J / 2N) (M^2 - N)),
@@ -510,7 +495,7 @@ def solve_magnetization(beta: float, J: float = 1.0, h: float = 0.0) -> float:  
     monotone pieces; each piece holds at most one root, found by bisection to machine
     precision (well below 1e-14). Among the roots the one minimising the Landau free energy
     f(m) = J m^2 / 2 - (1/beta) log 2 cosh(beta (J m + h)) is returned; at h = 0 the two
-    symmetric minima tie and the positive one is returned (PHYSICS.md section 3).
+    symmetric minima tie and the positive one is returned (docs/physics.md section 3).
     """
     beta = check_beta(beta)
     coupling = check_real("coupling J", J)
@@ -546,7 +531,7 @@ def curie_weiss_mean_field(beta: float, J: float = 1.0, h: float = 0.0) -> MeanF
 
     m = :func:`solve_magnetization` (beta, J, h);
     f = J m^2 / 2 - (1/beta) log(2 cosh(beta (J m + h))), e = -J m^2 / 2 - h m,
-    s = beta (e - f) (PHYSICS.md section 3).
+    s = beta (e - f) (docs/physics.md section 3).
     """
     beta = check_beta(beta)
     coupling = check_real("Curie-Weiss coupling J", J)
@@ -576,10 +561,8 @@ def exact(hamiltonian: Hamiltonian, beta: float) -> ExactResult:
     A ``"cw"`` system uses :func:`curie_weiss_exact` with its provenance J and h (any N);
     any other system is enumerated (:func:`enumerate_exact`, N <= 24).
     """
-    from arnn_gen.systems import CurieWeiss
-
     if not isinstance(hamiltonian, CurieWeiss):
-        hamiltonian = _check_hamiltonian(hamiltonian)
+        hamiltonian = as_hamiltonian(hamiltonian)
     beta = check_beta(beta)
     if hamiltonian.kind == "cw":
         provenance = hamiltonian.provenance

@@ -29,7 +29,8 @@ from arnn_gen.checks import (
     check_spins,
 )
 from arnn_gen.codegen.emit import render_module
-from arnn_gen.codegen.ir import ArchitectureIR, build_ir
+from arnn_gen.codegen.families import build_ir
+from arnn_gen.codegen.ir import ArchitectureIR
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import Derivation, derive_conditional
 from arnn_gen.symbolic.simplify import (

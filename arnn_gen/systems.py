@@ -5,7 +5,7 @@ the fields ``h`` (``[N]``) of
 
     H(x) = - sum_{i<j} J_ij x_i x_j - sum_i h_i x_i,      x_i in {-1, +1}
 
-(PHYSICS.md section 1), together with the name of the family it belongs to (``kind``) and
+(docs/physics.md section 1), together with the name of the family it belongs to (``kind``) and
 the few numbers that generated it (``provenance``: the Curie-Weiss ``J`` and ``h``, or the
 Sherrington-Kirkpatrick ``J``, ``h`` and ``seed``). Later stages read the structure of ``J``
 from it; :mod:`arnn_gen.exact` uses the provenance of a Curie-Weiss system to apply the
@@ -74,7 +74,7 @@ _PROVENANCE_RTOL = 1e-12
 # Fixed timestamp of every member of a saved .npz archive (the zip format's epoch), so that
 # saving the same system twice gives byte-identical files.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# Keys the provenance of each kind must have (PHYSICS.md section 1).
+# Keys the provenance of each kind must have (docs/physics.md section 1).
 _PROVENANCE_KEYS: dict[str, tuple[str, ...]] = {"cw": ("J", "h"), "sk": ("J", "h", "seed")}
 
 
@@ -255,7 +255,7 @@ class Hamiltonian:
     # -- physics -------------------------------------------------------------------------
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """Energy H(x) of spin configurations (PHYSICS.md section 1).
+        """Energy H(x) of spin configurations (docs/physics.md section 1).
 
         Args:
             x: ``[..., N]`` (typically ``[B, N]``, or ``[N]`` for one configuration) with
@@ -366,7 +366,7 @@ def _curie_weiss_signature(N: int, provenance: Mapping[str, float | int]) -> str
 class CurieWeiss:
     """The Curie-Weiss system by its three numbers: O(1) memory at any N <= MAX_SPINS.
 
-    J_ij = J/N for every i != j and h_i = h (PHYSICS.md section 1), as
+    J_ij = J/N for every i != j and h_i = h (docs/physics.md section 1), as
     :func:`curie_weiss`, without the [N, N] matrix: the closed-form free energy, the CW
     modules and the energy need only N, J and h. :meth:`dense` (and the ``J``/``h``
     properties) build the :class:`Hamiltonian` on request, within the dense budget. Its
@@ -489,7 +489,7 @@ def _check_provenance(
 
 
 def curie_weiss(N: int, J: float = 1.0, h: float = 0.0) -> Hamiltonian:  # noqa: N803
-    """The Curie-Weiss model: J_ij = J/N for every i != j, h_i = h (PHYSICS.md section 1).
+    """The Curie-Weiss model: J_ij = J/N for every i != j, h_i = h (docs/physics.md section 1).
 
     The couplings are stored densely (``[N, N]``); for the exact thermodynamics of very
     large N use :func:`arnn_gen.exact.curie_weiss_exact`, which needs no matrix.
@@ -515,7 +515,7 @@ def sherrington_kirkpatrick(
     ``rng = numpy.random.default_rng(seed)`` draws
     ``rng.normal(0.0, J / sqrt(N), size=N * (N - 1) // 2)``, which fill the strict upper
     triangle in row-major order (``numpy.triu_indices(N, 1)``: J_01, J_02, ..., J_0(N-1),
-    J_12, ...); the lower triangle is its mirror image (PHYSICS.md section 1).
+    J_12, ...); the lower triangle is its mirror image (docs/physics.md section 1).
 
     Args:
         N: number of spins, >= 1.

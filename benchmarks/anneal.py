@@ -1,5 +1,5 @@
-"""Wall time of the paper's annealing protocol, timed beta by beta (issue 5's GPU target: a
-whole run at N = 200 under 10 minutes).
+"""Wall time of the paper's annealing protocol, timed beta by beta (the GPU target: a whole
+run at N = 200 under 10 minutes).
 
 The protocol (``arnn-gen reproduce``'s full preset): betas 0.1, 0.15, ..., 2.0 (39 of them),
 1000 Adam steps of batch 2000 each, a batch-sized estimate after each beta, 20000 samples

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One-shot GPU check and benchmark for a lent device machine (issue 5). On an H200 in
-# session 6: tests 3 min, compiled 3 min, anneal (two runs) 3 min, variants about 1.5 min;
-# eager about 1.5 min (session 3); in session 11: tests 3.5 min, compiled 3 min, anneal
-# with ANNEAL_BETAS=39 (one float32 compiled run, the whole protocol) 6 min. Parts run in the order of PARTS (default "tests compiled
-# anneal variants eager", most needed first), so that a lease cut short keeps the first ones.
+# One-shot GPU check and benchmark on a CUDA machine. Part durations on an NVIDIA H200
+# (torch 2.11, benchmarks/results/2026-11-27-h200-* and 2026-11-28-h200): tests 3 to 3.5 min,
+# compiled 3 min, anneal 3 min for its two default runs and 6 min with ANNEAL_BETAS=39 (one
+# float32 compiled run, the whole protocol), eager about 1.5 min. Parts run in the order of
+# PARTS (default "tests compiled anneal eager", most needed first), so that a run cut short
+# by a time limit keeps the first ones.
 #   tests     the CUDA tests (pytest -k "cuda or gpu": CUDA == CPU, the CUDA graph of
 #             sampling, the fused backward on CUDA, the compiled passes on CUDA's blocks);
 #   eager     SK_1RSB at N = 200, 1000, 2000 (B = 2000, float32, median of 5 after a
@@ -15,30 +16,28 @@
 #             (default 2) of its 39 betas by benchmarks/anneal.py, for each of ANNEAL_RUNS
 #             (default "float32:compiled float64:compiled"), each with empty compile
 #             caches: set-up, first beta (graph capture, compilation), later betas, final
-#             evaluation, and the whole protocol from them (ANNEAL_BETAS=39 runs it all);
-#   variants  benchmarks/compile_variants.py at N = 200: the training step eager and as
-#             enable_compile() compiles it (the gradient pass failed to compile on CUDA
-#             before session 6), printed into gpu.log.
+#             evaluation, and the whole protocol from them (ANNEAL_BETAS=39 runs it all).
 #
 #     bash benchmarks/gpu.sh                          # from the repository root, all parts
 #     PARTS="tests anneal" bash benchmarks/gpu.sh     # some of them, run in the order given
 #
-# Writes into $OUT (the device tool's output folder) or, without it, ./bench_gpu:
+# Writes into $OUT when it is set or, without it, ./bench_gpu:
 # nvidia_smi.csv, tests.log, eager/bench.{json,md}, compiled/bench.{json,md}, anneal.log,
-# gpu.log (8 files: what the device tool brings back). It installs nothing that needs the network: torch with CUDA and the project's
-# dependencies must be there; the package itself is installed editable (no dependencies, no
-# build isolation) only if it is not importable. A cost that runs out of GPU memory is
+# gpu.log (8 files). It installs nothing that needs the network: torch with CUDA and the
+# project's dependencies must be there; the package itself is installed editable (no
+# dependencies, no build isolation) only if it is not importable. The benchmarks run
+# benchmarks/harness.py of this checkout. A cost that runs out of GPU memory is
 # recorded as an error in bench.json and the run goes on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 out_dir="$(mkdir -p "${OUT:-./bench_gpu}" && cd "${OUT:-./bench_gpu}" && pwd)"
 export PYTHONUNBUFFERED=1
-parts="${PARTS:-tests compiled anneal variants eager}"
+parts="${PARTS:-tests compiled anneal eager}"
 runs="${ANNEAL_RUNS:-float32:compiled float64:compiled}"
 for part in $parts; do
-    case "$part" in tests | eager | compiled | anneal | variants) ;; *)
-        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal, variants)" >&2
+    case "$part" in tests | eager | compiled | anneal) ;; *)
+        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal)" >&2
         exit 2 ;;
     esac
 done
@@ -59,21 +58,16 @@ part_tests() {
 
 part_eager() {
     step "eager"
-    python -m arnn_gen.bench --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
+    python benchmarks/harness.py --device cuda --architectures SK_1RSB --sizes 200 1000 2000 \
         --persite-max-n 200 --repeats 5 --out "$out_dir/eager"
 }
 
 part_compiled() {
     step "compiled"
     # shellcheck disable=SC2086
-    python -m arnn_gen.bench --device cuda --architectures SK_1RSB \
+    python benchmarks/harness.py --device cuda --architectures SK_1RSB \
         --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
         --out "$out_dir/compiled"
-}
-
-part_variants() {
-    step "training step: eager and compiled (benchmarks/compile_variants.py)"
-    python benchmarks/compile_variants.py --device cuda -N 200 eager compiled
 }
 
 part_anneal() {
@@ -119,7 +113,7 @@ if not torch.cuda.is_available():
     sys.exit(f"gpu.sh: torch {torch.__version__} sees no CUDA device")
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
 EOF
-    if ! python -c "import arnn_gen.templates, arnn_gen.bench" 2>/dev/null; then
+    if ! python -c "import arnn_gen.templates" 2>/dev/null; then
         python -m pip install --quiet --no-deps --no-build-isolation -e . || return 1
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
@@ -127,7 +121,7 @@ EOF
     cat "$out_dir/nvidia_smi.csv"
 
     local part
-    for part in $parts; do  # in the order given, so that a short lease runs the first ones
+    for part in $parts; do  # in the order given, so that a run cut short has the first ones
         "part_$part" || status=1
     done
     step "done (exit status $status)"

@@ -1,22 +1,22 @@
 """Per-site baselines: straightforward ports of the paper's formulas, one module per site.
 
-This is how the networks of Biazzo (2023) are written when the formulas of PHYSICS.md are
+This is how the networks of Biazzo (2023) are written when the formulas of docs/physics.md are
 ported as they read: one small ``torch.nn.Module`` per conditional P(x_i = +1 | x_<i),
 held in an ``nn.ModuleList`` and evaluated in a Python loop over the sites. Each
 conditional computes its own first layer from the earlier spins, in ``log_prob`` and in
 ``sample`` alike:
 
-``PerSiteReplica`` (SK_RS, SK_kRSB, PHYSICS.md section 4)
+``PerSiteReplica`` (SK_RS, SK_kRSB, docs/physics.md section 4)
     phi_{i,l} = h_l + sum_{s<i} J_{s,l} x_s for l >= i: the product x[:, :i] @ J[:i, i:],
     O(B i (N - i)) per site, then the k + 1 logsigmoid layers on the pairs l > i.
-``PerSiteCWN`` (CW_N, PHYSICS.md section 3)
+``PerSiteCWN`` (CW_N, docs/physics.md section 3)
     M_<i = x[:, :i].sum(1), O(B i) per site, then the two logsumexp over k = 0..n of
     b^{+-}_{i,k} + w_{i,k} M_<i, O(B n) per site; b and w computed from (beta, J, h, N).
-``PerSiteCWInf`` (CW_inf, PHYSICS.md section 3)
+``PerSiteCWInf`` (CW_inf, docs/physics.md section 3)
     M_<i recomputed per site, logit 2 beta h + (2 beta J / N) M_<i + omega_i sgn(M_<i).
 
 The emitted modules (generated/) instead evaluate every conditional in one pass and
-update the fields incrementally while sampling; ``arnn_gen.bench`` times both. Build a
+update the fields incrementally while sampling; benchmarks/harness.py times both. Build a
 baseline from an emitted model with ``from_model(model)``: it copies (or, for CW_N,
 recomputes) the same parameters, so that both give the same log Q(x) (tests/test_bench.py).
 Every baseline has ``N``, ``beta``, ``log_prob(x)`` ``[B]``, ``sample(batch_size,
@@ -53,7 +53,7 @@ def _draw(logit: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
 
 
 class ReplicaConditional(torch.nn.Module):
-    """Conditional of site i of SK_kRSB (k = 0: SK_RS), PHYSICS.md section 4.
+    """Conditional of site i of SK_kRSB (k = 0: SK_RS), docs/physics.md section 4.
 
     Parameters per sign eta (index 0: +, 1: -) and later site l > i: ``a0`` ... ``a{k+1}``
     and ``b1`` ... ``b{k+1}``, each ``[2, n]`` with n = N - 1 - i, plus the scalar residual
@@ -161,7 +161,7 @@ class PerSiteReplica(torch.nn.Module):
         return x
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """H(x) [B] = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i (PHYSICS.md section 1)."""
+        """H(x) [B] = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i (docs/physics.md section 1)."""
         x = x.to(self.couplings.dtype)
         return -0.5 * ((x @ self.couplings) * x).sum(-1) - x @ self.fields
 
@@ -172,7 +172,7 @@ class PerSiteReplica(torch.nn.Module):
 
 
 class CWNConditional(torch.nn.Module):
-    """Conditional of site i of CW_N (PHYSICS.md section 3), n = N - 1 - i later spins:
+    """Conditional of site i of CW_N (docs/physics.md section 3), n = N - 1 - i later spins:
 
         logit = 2 beta h + (2 beta J / N) M_<i + logsumexp_k(b+_{i,k} + w_{i,k} M_<i)
                 - logsumexp_k(b-_{i,k} + w_{i,k} M_<i),   k = 0..n,
@@ -208,7 +208,7 @@ class CWNConditional(torch.nn.Module):
 
 
 class CWInfConditional(torch.nn.Module):
-    """Conditional of site i of CW_inf (PHYSICS.md section 3):
+    """Conditional of site i of CW_inf (docs/physics.md section 3):
     logit = 2 beta h + (2 beta J / N) M_<i + omega_i sgn(M_<i), omega_i trainable."""
 
     def __init__(self, site, N, beta, J, h, *, device=None, dtype=None):  # noqa: N803
@@ -258,7 +258,7 @@ class _PerSiteCurieWeiss(torch.nn.Module):
         return x
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """H(x) [B] = -(J / 2N) (M^2 - N) - h M, M = sum_i x_i (PHYSICS.md section 3)."""
+        """H(x) [B] = -(J / 2N) (M^2 - N) - h M, M = sum_i x_i (docs/physics.md section 3)."""
         M = x.to(self.dtype).sum(-1)  # [B]  # noqa: N806
         return -(self.J / (2 * self.N)) * (M**2 - self.N) - self.h * M
 
@@ -277,7 +277,7 @@ class PerSiteCWN(_PerSiteCurieWeiss):
     @classmethod
     def from_model(cls, model: torch.nn.Module) -> PerSiteCWN:
         """The per-site port of an emitted CW_N model: same N, beta, J, h, device and dtype;
-        b and w recomputed from them with the formulas of PHYSICS.md section 3."""
+        b and w recomputed from them with the formulas of docs/physics.md section 3."""
         options = cls._options(model)
         return cls(model.N, beta=model.beta, J=model.J, h=model.h, **options)
 

@@ -1,4 +1,4 @@
-"""Projected wall time of the paper's annealing protocol (PHYSICS.md section 5: 39 values of
+"""Projected wall time of the paper's annealing protocol (docs/physics.md section 5: 39 values of
 beta, 1000 Adam steps each) from the training steps a ``bench.json`` measured: step time x
 39 x 1000 per architecture and size, steps alone (no start-up, no evaluation). The bench
 times float32 steps; ``arnn-gen reproduce`` trains in float64, which costs more, so these

@@ -1,4 +1,4 @@
-"""Peak memory and time of SK_kRSB log_prob + backward (issue 3's memory target).
+"""Peak memory and time of SK_kRSB log_prob + backward (the memory target).
 
     python benchmarks/replica_memory.py [--N 200] [--batch 2000] [-k 1] [--threads 2]
                                         [--through-forward]

@@ -1,4 +1,4 @@
-"""The baselines 1P, 1L, MADE_dw (PHYSICS.md section 6): normalisation by enumeration, the
+"""The baselines 1P, 1L, MADE_dw (docs/physics.md section 6): normalisation by enumeration, the
 autoregressive property by flipping inputs, sampler == forward, sample statistics, energy,
 gradients, parameter counts, the factory and every constructor error."""
 

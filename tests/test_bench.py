@@ -1,8 +1,10 @@
-"""The per-site baselines of benchmarks/persite.py and the harness arnn_gen.bench.
+"""The per-site baselines of benchmarks/persite.py, the harness benchmarks/harness.py with
+its report benchmarks/report.py, and ``arnn-gen bench``, which runs the harness.
 
 The per-site ports must give the emitted models' log Q(x) exactly (float64) and sample the
 same distribution; the harness must write bench.json with every number. No timing is
-asserted: timings depend on the machine.
+asserted: timings depend on the machine. benchmarks/ is no package: its files are imported
+by path, as the harness and ``arnn-gen bench`` import them.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import itertools
 import json
 import math
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
-from arnn_gen import bench
+import arnn_gen
+from arnn_gen.cli import main as cli
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -28,6 +34,10 @@ def _script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+harness = _script("harness")
+bench_report = _script("report")
 
 
 @pytest.fixture(scope="module")
@@ -144,20 +154,20 @@ def test_persite_replica_trains_with_adam(emitted, persite):
 
 def test_logsigmoid_count():
     # SK_1RSB, N = 3: 2 signs * 2 layers * 3 pairs, plus N for log Q, per sample.
-    assert bench.logsigmoid_count("SK_1RSB", 3, 2) == 2 * (2 * 2 * 3 + 3)
-    assert bench.logsigmoid_count("SK_RS", 4, 1) == 2 * 1 * 6 + 4
-    assert bench.logsigmoid_count("CW_N", 4, 5) == 20
-    assert bench.logsigmoid_count("MADE_21", 4, 5) == 20
+    assert harness.logsigmoid_count("SK_1RSB", 3, 2) == 2 * (2 * 2 * 3 + 3)
+    assert harness.logsigmoid_count("SK_RS", 4, 1) == 2 * 1 * 6 + 4
+    assert harness.logsigmoid_count("CW_N", 4, 5) == 20
+    assert harness.logsigmoid_count("MADE_21", 4, 5) == 20
 
 
 def test_growth_exponent_fits_power_laws():
     sizes = [50, 100, 200, 400]
-    fit = bench.growth_exponent(sizes, [1e-6 * n**2.5 if n >= 100 else 1.0 for n in sizes])
+    fit = harness.growth_exponent(sizes, [1e-6 * n**2.5 if n >= 100 else 1.0 for n in sizes])
     assert fit["sizes"] == [100, 200, 400]  # N >= FIT_MIN_N only
     assert math.isclose(fit["exponent"], 2.5, rel_tol=1e-12)
-    fit = bench.growth_exponent([20, 40], [1.0, 8.0])  # fewer than two N >= 100: all
+    fit = harness.growth_exponent([20, 40], [1.0, 8.0])  # fewer than two N >= 100: all
     assert math.isclose(fit["exponent"], 3.0, rel_tol=1e-12) and fit["sizes"] == [20, 40]
-    assert bench.growth_exponent([20, 40], [1.0, None]) is None
+    assert harness.growth_exponent([20, 40], [1.0, None]) is None
 
 
 def _positive(value) -> bool:
@@ -169,7 +179,7 @@ def test_run_benchmarks_quick_writes_every_number(tmp_path):
     (tmp_path / "RESULTS.md").write_text(
         "# Notes\n\nabove\n<!-- bench:begin -->\nold numbers\n<!-- bench:end -->\nbelow\n"
     )
-    report = bench.run_benchmarks(
+    report = harness.run_benchmarks(
         quick=True,
         sizes=(8, 12),
         architectures=("SK_1RSB", "CW_N"),
@@ -205,7 +215,7 @@ def test_run_benchmarks_quick_writes_every_number(tmp_path):
             assert record["ours"]["train_step_s"] is None
         assert _positive(record["memory"]["peak_mib"])
         assert _positive(record["floor"]["floor_s"])
-        assert record["floor"]["logsigmoid_evaluations"] == bench.logsigmoid_count(
+        assert record["floor"]["logsigmoid_evaluations"] == harness.logsigmoid_count(
             record["architecture"], record["N"], 256
         )
         assert _positive(record["ours_over_floor"]["log_prob"])
@@ -221,7 +231,7 @@ def test_run_benchmarks_quick_writes_every_number(tmp_path):
     assert len(rows) == 1
     record = report["results"][1]
     assert f"{record['ours']['train_step_s']:.3g}" in rows[0]
-    assert "python -m arnn_gen.bench --quick --sizes 8 12" in table
+    assert "python benchmarks/harness.py --quick --sizes 8 12" in table
     results = (tmp_path / "RESULTS.md").read_text()
     assert "old numbers" not in results and table in results
     assert results.startswith("# Notes\n\nabove\n<!-- bench:begin -->\n")
@@ -229,8 +239,8 @@ def test_run_benchmarks_quick_writes_every_number(tmp_path):
 
 
 def test_run_benchmarks_without_the_repository_skips_the_baseline(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "persite_path", lambda: None)
-    report = bench.run_benchmarks(
+    monkeypatch.setattr(harness, "persite_path", lambda: None)
+    report = harness.run_benchmarks(
         quick=True,
         sizes=(6,),
         architectures=("CW_inf",),
@@ -247,7 +257,7 @@ def test_run_benchmarks_without_the_repository_skips_the_baseline(tmp_path, monk
 
 def test_unknown_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown architecture"):
-        bench.run_benchmarks(quick=True, architectures=("SK_9RSB",), out_dir=tmp_path)
+        harness.run_benchmarks(quick=True, architectures=("SK_9RSB",), out_dir=tmp_path)
 
 
 def _record(architecture, N, **values):  # noqa: N803
@@ -268,7 +278,7 @@ def test_targets_follow_the_device():
                 persite_over_compiled__sample=2.0),
         _record("SK_1RSB", 1000, ours__train_step_s=0.14, ours_compiled__train_step_s=0.06),
     ]  # fmt: skip
-    gpu = {t["target"]: t for t in bench._targets(results, {}, "cuda")}
+    gpu = {t["target"]: t for t in harness._targets(results, {}, "cuda")}
     assert {name: target["met"] for name, target in gpu.items()} == {
         "SK_1RSB N=200 train_step persite/ours >= 30": False,
         "SK_1RSB N=200 train_step persite/compiled >= 30": True,
@@ -276,7 +286,7 @@ def test_targets_follow_the_device():
         "SK_1RSB N=1000 train_step compiled (s) <= 0.1": True,
     }
     assert gpu["SK_1RSB N=1000 train_step ours (s) <= 0.1"]["value"] == 0.14
-    cpu = {t["target"]: t["met"] for t in bench._targets(results, {}, "cpu")}
+    cpu = {t["target"]: t["met"] for t in harness._targets(results, {}, "cpu")}
     assert cpu == {
         "SK_1RSB N=200 train_step persite/ours >= 3": True,
         "SK_1RSB N=200 sample persite/ours >= 2.5": True,
@@ -286,7 +296,7 @@ def test_targets_follow_the_device():
 
 
 def test_rereport_evaluates_the_targets_again(tmp_path, capsys):
-    report = bench.run_benchmarks(
+    report = harness.run_benchmarks(
         quick=True, sizes=(8,), architectures=("SK_1RSB",), repeats=1, out_dir=tmp_path,
         persite_max_n=0, progress=None,
     )  # fmt: skip
@@ -296,19 +306,121 @@ def test_rereport_evaluates_the_targets_again(tmp_path, capsys):
     stored["results"][0]["N"] = 200
     (tmp_path / "bench.json").write_text(json.dumps(stored))
     (tmp_path / "bench.md").unlink()
-    assert bench.main(["--report", str(tmp_path / "bench.json")]) == 0
+    assert harness.main(["--report", str(tmp_path / "bench.json")]) == 0
     again = json.loads((tmp_path / "bench.json").read_text())
     assert again["results"] == stored["results"]
-    assert again["targets"] == bench._targets(stored["results"], report["growth"], "cuda")
+    assert again["targets"] == harness._targets(stored["results"], report["growth"], "cuda")
     assert [t["target"] for t in again["targets"]] == [
         "SK_1RSB N=200 train_step persite/ours >= 30"
     ]
     assert "| SK_1RSB N=200 train_step persite/ours >= 30 |" in (tmp_path / "bench.md").read_text()
     (tmp_path / "broken.json").write_text("{}")
     with pytest.raises(SystemExit) as stop:
-        bench.main(["--report", str(tmp_path / "broken.json")])
+        harness.main(["--report", str(tmp_path / "broken.json")])
     assert stop.value.code == 2
     assert "is not a bench.json" in capsys.readouterr().err
+    # benchmarks/report.py prints the report of a bench.json as the harness wrote it
+    assert bench_report.main([str(tmp_path / "bench.json")]) == 0
+    assert capsys.readouterr().out == (tmp_path / "bench.md").read_text()
+    with pytest.raises(SystemExit) as stop:
+        bench_report.main([str(tmp_path / "broken.json")])
+    assert stop.value.code == 2
+    assert "is not a bench.json" in capsys.readouterr().err
+
+
+def _stored_report() -> dict:
+    """A small bench.json as the harness writes it (CW_inf at N = 6)."""
+    machine = {"platform": "Linux", "processor": "cpu", "cpu_count": 2, "torch": "2", "threads": 1,
+               "device": "cpu", "device_name": None, "load_average": [0.5, 0.5, 0.5],
+               "load_average_after": [0.5, 0.5, 0.5]}  # fmt: skip
+    settings = {"device": "cpu", "threads": 1, "dtype": "float32", "beta": 1.0, "batch": 16,
+                "repeats": 1, "sizes": [6], "architectures": ["CW_inf"], "fit_min_n": 100,
+                "compiled": False}  # fmt: skip
+    record = {"architecture": "CW_inf", "N": 6, "batch": 16, "memory": {"peak_mib": 300.0},
+              "ours": {"sample_s": 0.001, "log_prob_s": 0.0005, "train_step_s": 0.003},
+              "persite": None, "persite_over_ours": {},
+              "ours_over_floor": {"log_prob": 50.0}}  # fmt: skip
+    return {"schema": 1, "mode": "quick", "settings": settings, "machine": machine,
+            "floor": {"evals_per_s": 1e8, "best_chunk": 10_000}, "persite": {},
+            "results": [record], "growth": {}, "targets": []}  # fmt: skip
+
+
+def test_harness_and_report_run_as_scripts_from_the_repository_root(tmp_path):
+    """python benchmarks/harness.py, python -m benchmarks.harness and
+    python benchmarks/report.py, from the repository root (benchmarks/ is not installed)."""
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(_stored_report()))
+    root = BENCHMARKS.parent
+    for command in (["benchmarks/harness.py"], ["-m", "benchmarks.harness"]):
+        done = subprocess.run([sys.executable, *command, "--report", str(path)], cwd=root,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [f"wrote {path}", f"wrote {tmp_path / 'bench.md'}"]
+    assert json.loads(path.read_text())["results"] == _stored_report()["results"]
+    done = subprocess.run([sys.executable, "benchmarks/report.py", str(path)], cwd=root,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (tmp_path / "bench.md").read_text()
+    assert done.stdout.startswith("    python benchmarks/harness.py --quick --sizes 6 ")
+    assert "| CW_inf | 6 | eager | 0.001 | 0.0005 | 0.003 | 300 |" in done.stdout
+
+
+def _fake_checkout(root: Path) -> Path:
+    """A checkout at ``root`` whose benchmarks/harness.py records the call it gets in
+    called.json; its arnn_gen/__init__.py path."""
+    (root / "arnn_gen").mkdir(parents=True)
+    (root / "arnn_gen" / "__init__.py").write_text("")
+    (root / "benchmarks").mkdir()
+    (root / "benchmarks" / "harness.py").write_text(
+        "import json\n"
+        "from pathlib import Path\n\n"
+        "def run_benchmarks(**options):\n"
+        "    options['out_dir'] = str(options['out_dir'])\n"
+        "    (Path(__file__).parent / 'called.json').write_text(json.dumps(options))\n"
+    )
+    return root / "arnn_gen" / "__init__.py"
+
+
+def test_bench_command_runs_the_harness_of_the_checkout(tmp_path, monkeypatch):
+    """arnn-gen bench loads benchmarks/harness.py beside the package's folder (an editable
+    install), else from the current folder, and passes its options on."""
+    assert (Path(arnn_gen.__file__).resolve().parents[1] / "benchmarks" / "harness.py").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(arnn_gen, "__file__", str(_fake_checkout(tmp_path / "checkout")))
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--threads", "1", "--repeats", "2",
+                                      "--out", "out"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(Path("out") / "bench.json")
+    called = json.loads((tmp_path / "checkout" / "benchmarks" / "called.json").read_text())
+    assert called == {"quick": True, "out_dir": "out", "device": "cpu", "threads": 1,
+                      "repeats": 2}  # fmt: skip
+    # an installed package: the harness of the checkout the command runs in
+    (tmp_path / "site" / "arnn_gen").mkdir(parents=True)
+    monkeypatch.setattr(arnn_gen, "__file__", str(tmp_path / "site" / "arnn_gen" / "x.py"))
+    monkeypatch.chdir(tmp_path / "checkout")
+    (tmp_path / "checkout" / "benchmarks" / "called.json").unlink()
+    result = CliRunner().invoke(cli, ["bench"])
+    assert result.exit_code == 0, result.output
+    called = json.loads((tmp_path / "checkout" / "benchmarks" / "called.json").read_text())
+    assert called == {"quick": False, "out_dir": "benchmarks", "device": "cpu", "threads": 2,
+                      "repeats": 3}  # fmt: skip
+
+
+def test_bench_command_outside_a_checkout_is_a_one_line_error(tmp_path, monkeypatch):
+    (tmp_path / "site" / "arnn_gen").mkdir(parents=True)
+    monkeypatch.setattr(arnn_gen, "__file__", str(tmp_path / "site" / "arnn_gen" / "x.py"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["bench", "--quick"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "arnn-gen: error: arnn-gen bench runs in a checkout of the repository (benchmarks/ is "
+        "not installed); run it from the root of a checkout, or python benchmarks/harness.py "
+        "there"
+    ]
+    assert not (tmp_path / "benchmarks").exists()
 
 
 def test_anneal_times_the_protocol_beta_by_beta(capsys):
@@ -357,29 +469,10 @@ def test_anneal_reports_compiled_functions_that_fell_back(monkeypatch):
     ]
 
 
-def test_compile_variants_cumulative_fields_and_eager_step(emitted):
-    """benchmarks/compile_variants.py: its cumulative-sum block fields (the earlier
-    form) equal the shipped matrix-product ones; its eager variant runs and times."""
-    variants = _script("compile_variants")
-    model = emitted("sk", variant="krsb", k=1, N=10, seed=2).Model(dtype=torch.float64)
-    generator = torch.Generator().manual_seed(0)
-    field = torch.randn(7, 5, dtype=torch.float64, generator=generator)  # [L, B]
-    spins = torch.randint(0, 2, (4, 5), generator=generator).double() * 2 - 1  # [c, B]
-    couplings = torch.randn(4, 7, dtype=torch.float64, generator=generator)  # [c, L]
-    expected = variants._cumulative_fields(model, field, spins, couplings)
-    got = model._block_fields(field, spins, couplings)
-    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
-    assert torch.equal(got[0], field)  # the block's first site: no earlier site in it
-    assert _positive(variants.run_variant("eager", "cpu", 8, 16))
-    with pytest.raises(SystemExit) as stop:
-        variants.main(["--device", "cpu", "nonsense"])
-    assert stop.value.code == 2
-
-
 def test_report_marks_compiled_timings_that_fell_back_to_eager_code():
     """A compiled row whose timings came with enable_compile()'s "torch.compile failed"
     warning is labelled as partly eager, with a note; a clean one stays "compiled"."""
-    from arnn_gen.bench_report import FELL_BACK, _main_table
+    FELL_BACK, _main_table = bench_report.FELL_BACK, bench_report._main_table  # noqa: N806
 
     def record(N, warnings):  # noqa: N803
         return {"architecture": "SK_1RSB", "N": N, "memory": {"peak_mib": 100.0},
@@ -401,8 +494,7 @@ def test_report_marks_compiled_timings_that_fell_back_to_eager_code():
 
 
 def test_report_shows_what_the_cuda_graph_saves():
-    from arnn_gen.bench_report import _graph_table
-
+    _graph_table = bench_report._graph_table
     record = {"architecture": "SK_1RSB", "N": 200,
               "ours": {"sample_s": 0.005, "sample_without_graph_s": 0.02},
               "ours_compiled": {"sample_s": 0.004}}  # fmt: skip
@@ -417,7 +509,7 @@ def test_protocol_time_projects_the_measured_steps(tmp_path, capsys):
     architecture of a bench.json, the three replica forms added up per complete size,
     and a one-line error for a file that is not a bench.json."""
     protocol_time = _script("protocol_time")
-    assert protocol_time.protocol_steps() == 39 * 1000  # PHYSICS.md section 5
+    assert protocol_time.protocol_steps() == 39 * 1000  # docs/physics.md section 5
     steps = {("SK_RS", 50): 0.02, ("SK_1RSB", 50): 0.036, ("SK_2RSB", 50): 0.05,
              ("SK_RS", 100): 0.1, ("CW_N", 50): None, ("CW_inf", 50): 0.002}  # fmt: skip
     settings = {"dtype": "float32", "batch": 2000, "device": "cpu", "threads": 2}

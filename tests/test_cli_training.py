@@ -93,7 +93,10 @@ def test_training_command_errors(tmp_path, module_path):
         (("fit", module_path, bad, "--quiet"), "-1 and +1"),
         (("fit", module_path, tmp_path / "none.npy"), "does not exist"),
         (("fit", cw, bad, "--learn-couplings"), "-1 and +1"),
-        (("sample", module_path, "-n", "0", "--out", tmp_path / "s.npy"), "-n must be an integer >= 1"),
+        (
+            ("sample", module_path, "-n", "0", "--out", tmp_path / "s.npy"),
+            "-n must be an integer >= 1",
+        ),
         (("sample", module_path, "--checkpoint", corrupt, "-n", "2", "--out", tmp_path / "s.npy"),
          "cannot read checkpoint"),
         (("mcmc", "--system", "cw", "-N", "4", "-n", "0", "--beta", "1", "--sweeps", "1",

@@ -1,4 +1,4 @@
-"""Stage 2: the SymPy derivation against brute-force marginals (PHYSICS.md section 2)."""
+"""Stage 2: the SymPy derivation against brute-force marginals (docs/physics.md section 2)."""
 
 from __future__ import annotations
 

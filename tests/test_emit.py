@@ -43,11 +43,11 @@ def test_output_directory_that_is_a_file(tmp_path, stages):
 
 def test_load(tmp_path, stages):
     path = write_module(stages.ir, stages.source, stages.hamiltonian, tmp_path)
-    module = arnn_gen.load(path)
+    module = arnn_gen.load_module(path)
     assert module.Model is getattr(module, stages.ir.class_name)
     with pytest.raises(ArnnGenError, match="does not exist"):
-        arnn_gen.load(tmp_path / "missing.py")
+        arnn_gen.load_module(tmp_path / "missing.py")
     other = tmp_path / "other.py"
     other.write_text("x = 1\n")
     with pytest.raises(ArnnGenError, match="defines no Model"):
-        arnn_gen.load(other)
+        arnn_gen.load_module(other)

@@ -1,5 +1,5 @@
 """Emitted Curie-Weiss modules (templates/cw_exact.py.j2: CW_N, templates/cw_inf.py.j2:
-CW_inf) against exact references (PHYSICS.md section 3)."""
+CW_inf) against exact references (docs/physics.md section 3)."""
 
 from __future__ import annotations
 
@@ -305,7 +305,7 @@ def test_emitted_modules_are_ruff_formatted(emitted, tmp_path):
 @pytest.mark.parametrize("beta, field", [(0.7, 0.0), (1.6, 0.25)])
 def test_table_equals_the_cw_n_network(emitted, beta, field):
     """forward (the table, O(N^2) per beta) equals the CW_N network evaluated directly with
-    the SymPy-printed b_{i,k}, w_{i,k} (PHYSICS.md section 3)."""
+    the SymPy-printed b_{i,k}, w_{i,k} (docs/physics.md section 3)."""
     module = emitted("cw", variant="exact", N=60, beta=beta, h=field)
     model = module.Model()
     x = model.sample(256, generator=torch.Generator().manual_seed(4))

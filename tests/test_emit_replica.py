@@ -317,7 +317,7 @@ def test_sample_with_log_prob_without_autograd_and_with_learned_couplings(emitte
 
 def test_paramagnetic_start_is_exact_without_later_couplings(emitted, tmp_path):
     """RS at its default (paramagnetic) start is exact when later spins do not interact:
-    a star around spin 0 (PHYSICS.md section 4)."""
+    a star around spin 0 (docs/physics.md section 4)."""
     N, beta = 8, 1.3
     rng = np.random.default_rng(5)
     J = np.zeros((N, N))

@@ -1,4 +1,4 @@
-"""Tests of arnn_gen.exact against independent naive references (PHYSICS.md sections 1-3)."""
+"""Tests of arnn_gen.exact against independent naive references (docs/physics.md sections 1-3)."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def test_exact_conditionals_match_naive_marginal_ratios():
 
 
 def test_exact_conditionals_chain_rule_gives_boltzmann():
-    # prod_i P(x_i | x_<i) = P(x) for every x (PHYSICS.md section 2).
+    # prod_i P(x_i | x_<i) = P(x) for every x (docs/physics.md section 2).
     H = random_hamiltonian(6, 11)
     beta = 1.2
     x_all = enumerate_configurations(6)
@@ -333,7 +333,7 @@ def test_mean_field_magnetization(beta, coupling, field_value):
     assert result.free_energy == pytest.approx(expected_f, abs=1e-14)
     assert result.energy == pytest.approx(-coupling * m**2 / 2 - field_value * m, abs=1e-15)
     assert result.entropy == pytest.approx(beta * (result.energy - result.free_energy), abs=1e-14)
-    # The entropy is the binary entropy of (1 + m) / 2 (PHYSICS.md section 3).
+    # The entropy is the binary entropy of (1 + m) / 2 (docs/physics.md section 3).
     p = (1 + m) / 2
     binary = -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
     assert result.entropy == pytest.approx(binary, abs=1e-9)
@@ -392,7 +392,10 @@ def test_bad_beta_refused(beta):
         (lambda: curie_weiss_exact(0, 1.0), r"N must be an integer >= 1, got 0"),
         (lambda: curie_weiss_exact(5, 1.0, J=math.nan), r"coupling J must be a finite number"),
         (lambda: curie_weiss_exact(5, 1.0, h=math.inf), r"field h must be a finite number"),
-        (lambda: enumerate_exact(curie_weiss(3), 1.0, chunk_size=0), r"chunk_size must be an integer >= 1"),
+        (
+            lambda: enumerate_exact(curie_weiss(3), 1.0, chunk_size=0),
+            r"chunk_size must be an integer >= 1",
+        ),
         (lambda: exact("not a system", 1.0), r"expected a Hamiltonian, got str"),
     ],
 )

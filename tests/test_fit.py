@@ -1,4 +1,4 @@
-"""Maximum likelihood on samples and the inverse problem (PHYSICS.md section 5)."""
+"""Maximum likelihood on samples and the inverse problem (docs/physics.md section 5)."""
 
 from __future__ import annotations
 

@@ -101,12 +101,12 @@ def test_names():
 def test_shared_forms_of_the_layer_are_checked_by_sympy():
     """The layer and its slope written through exp(-|u|) or sigmoid(u) are checked against
     logsigmoid(u) and its slope; a wrong form is refused."""
-    from arnn_gen.codegen import ir
+    from arnn_gen.codegen.families import replica, symbols
     from arnn_gen.symbolic.nn_functions import logsigmoid, sigmoid
 
-    u, s = ir.U, ir.SHARED_SIGMOID
+    u, s = symbols.U, symbols.SHARED_SIGMOID
     direct = (logsigmoid(u), sp.diff(logsigmoid(u), u))
-    ir._check_shared_forms(s, sigmoid(u), (sp.log(s), 1 - s), direct)
+    replica.check_shared_forms(s, sigmoid(u), (sp.log(s), 1 - s), direct)
     for wrong in ((sp.log(s) + 1, 1 - s), (sp.log(s), s)):
         with pytest.raises(ArnnGenError, match="is not"):
-            ir._check_shared_forms(s, sigmoid(u), wrong, direct)
+            replica.check_shared_forms(s, sigmoid(u), wrong, direct)

@@ -1,4 +1,4 @@
-"""arnn_gen.learn.observables against exact references (PHYSICS.md section 5).
+"""arnn_gen.learn.observables against exact references (docs/physics.md section 5).
 
 An exact network (H2ARNN, CW_N) has Q = P, so L = log Q + beta H = -log Z for every sample:
 the variational and importance-sampled free energies are exact with zero spread and the

@@ -130,3 +130,33 @@ def test_request_is_plain_data():
     assert isinstance(request, Request)
     with pytest.raises(AttributeError):
         request.N = 11  # frozen
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_data_flows_one_way():
+    from pathlib import Path
+
+    import arnn_gen
+
+    package = Path(arnn_gen.__file__).parent
+    for path in package.rglob("*.py"):
+        imports = _imports(path)
+        if path.name not in ("__main__.py", "cli.py", "regenerate.py"):  # drivers of the CLI
+            assert "arnn_gen.cli" not in imports, path  # no stage imports the CLI
+        if path.parent.name == "symbolic":  # the symbolic stages know nothing downstream
+            assert not any(m.startswith(("arnn_gen.codegen", "arnn_gen.learn")) for m in imports)
+    # The emitter renders the IR it is given: symbol table and print options come with it.
+    emit = _imports(package / "codegen" / "emit.py")
+    assert not any(module.startswith("arnn_gen.symbolic") for module in emit), emit

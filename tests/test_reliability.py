@@ -123,7 +123,10 @@ def test_bounds_curie_weiss_at_a_million_spins_in_o_n(tmp_path):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (("exact", "--system", "sk", "-N", "1000000000000000000000"), "N must be an integer <= 1000000"),
+        (
+            ("exact", "--system", "sk", "-N", "1000000000000000000000"),
+            "N must be an integer <= 1000000",
+        ),
         (("exact", "--system", "sk", "-N", "30"), "N <= 24"),
         (("emit", "--system", "sk", "-N", "20000"), f"N <= {checks.MAX_DENSE_N}"),
         (("emit", "--system", "cw", "-N", "20000"), "CW_N"),
@@ -181,7 +184,8 @@ def test_bounds_of_training_and_sampling(modules, tmp_path):
              "-n must be an integer <= 100000000")  # fmt: skip
     with pytest.raises(ArnnGenError, match="spins per call"):
         checks.check_samples("-n", 10**7, 1000)
-    one_line(run("sample", module, "-n", "0", "--out", tmp_path / "s.npy"), 1, "-n must be an integer >= 1")
+    zero = run("sample", module, "-n", "0", "--out", tmp_path / "s.npy")
+    one_line(zero, 1, "-n must be an integer >= 1")
     assert not (tmp_path / "r").exists()
 
 

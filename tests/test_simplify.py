@@ -35,7 +35,7 @@ def generic():
 
 
 def log_rho_explicit(J, h, beta, prefix, sign) -> float:
-    """log rho_i^{sign}: sum over the later spins, straight from PHYSICS.md section 2."""
+    """log rho_i^{sign}: sum over the later spins, straight from docs/physics.md section 2."""
     N, i = len(h), len(prefix)
     x_earlier = np.array(prefix, dtype=float)
     phi = h[i + 1 :] + x_earlier @ J[:i, i + 1 :]
@@ -97,7 +97,7 @@ def test_cw_exact_conditional_equals_brute_force(generic):
 
 
 def test_cw_parameters_match_physics_md(generic):
-    """b^{+-}_{i,k} and w_{i,k} of PHYSICS.md section 3 (plus the common constant)."""
+    """b^{+-}_{i,k} and w_{i,k} of docs/physics.md section 3 (plus the common constant)."""
     reduction = reduce_conditional("cw", "exact", derivation=generic)
     bias, weight = (p.initial for p in reduction.parameters)
     beta, J, h, n, k, N, sign = S.beta, R.J, R.h, R.n, R.k, S.N, R.sign
@@ -148,7 +148,7 @@ def test_cw_inf_saddle_matches_cw_exact_at_large_n(generic):
 
 def test_replica_paramagnetic_start_is_exact_without_later_couplings(generic):
     """With J_{l,l'} = 0 among later spins (a star around site 0), RS at its initial
-    values gives the exact conditional (PHYSICS.md section 4)."""
+    values gives the exact conditional (docs/physics.md section 4)."""
     N, beta = 6, 1.3
     rng = np.random.default_rng(3)
     J = np.zeros((N, N))
@@ -202,7 +202,7 @@ def test_replica_structure(generic, k):
 
 
 def test_h2arnn_form_equals_the_derivation(generic):
-    """The logsumexp over configurations of PHYSICS.md section 2 equals rho^{+-}."""
+    """The logsumexp over configurations of docs/physics.md section 2 equals rho^{+-}."""
     N, beta = 5, 0.9
     rng = np.random.default_rng(7)
     J = np.triu(rng.normal(size=(N, N)), 1)

@@ -1,4 +1,5 @@
-"""Tests of arnn_gen.systems: constructors, validation, energy, files (PHYSICS.md section 1)."""
+"""Tests of arnn_gen.systems: constructors, validation, energy, files (docs/physics.md,
+section 1)."""
 
 from __future__ import annotations
 

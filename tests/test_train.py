@@ -168,7 +168,7 @@ def test_same_seed_same_numbers(emitted, tmp_path):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_step_figures_are_the_batch_mean_std_and_ess(dtype):
     """The per-step figures of history.csv and the progress bar, against their definitions
-    (PHYSICS.md section 5) evaluated in numpy: F = L / (beta N), ESS = (sum w)^2 / sum w^2
+    (docs/physics.md section 5) evaluated in numpy: F = L / (beta N), ESS = (sum w)^2 / sum w^2
     with w = exp(-L), shifted by min L (ESS is scale-free) so that exp stays in range."""
     L = torch.tensor([-310.5, -312.25, -309.0, -315.75, -311.0], dtype=dtype)
     beta, N = 1.5, 100  # noqa: N806

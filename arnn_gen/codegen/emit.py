@@ -1,4 +1,5 @@
-"""Stage 5: render an :class:`~arnn_gen.codegen.ir.ArchitectureIR` into a standalone PyTorch module.
+"""Stage 5: render an :class:`~arnn_gen.codegen.ir.ArchitectureIR` into a standalone
+PyTorch module.
 
 Input: the IR (and the Hamiltonian for the sidecar). Output: the module's source text
 (:func:`render_module`) and, on request, the files ``<out>/<name>.py`` plus the sidecar
@@ -6,7 +7,8 @@ Input: the IR (and the Hamiltonian for the sidecar). Output: the module's source
 
 Structure comes from the Jinja templates in ``templates/`` (shipped as the package
 ``arnn_gen.templates``); every elementwise formula comes from the IR through the strict
-torch printer (:mod:`arnn_gen.codegen.printing`), never retyped in a template. Rendering is
+torch printer (:mod:`arnn_gen.codegen.printing`), with the symbol table and the print
+options the IR carries (the emitter imports nothing from the symbolic stages). Rendering is
 deterministic: same IR and arnn-gen version, same bytes. The source is compiled before it
 is written; files are written atomically and only when their bytes change.
 """
@@ -18,56 +20,13 @@ from importlib.resources import files
 from pathlib import Path
 
 import jinja2
-import sympy as sp
 
-from arnn_gen.codegen.ir import PHI, SHARED_SIGMOID, A, ArchitectureIR, B, C, U, W, Y, Z
+from arnn_gen.codegen.ir import ArchitectureIR
 from arnn_gen.codegen.printing import torch_code
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import replace_together, stage
-from arnn_gen.symbolic.derive import SYMBOLS
-from arnn_gen.symbolic.simplify import RSYM
 
-__all__ = ["SYMBOL_NAMES", "load_module", "render_module", "write_module", "print_formulas"]
-
-#: Python names the templates give to the symbols of the formulas.
-SYMBOL_NAMES: dict[sp.Basic, str] = {
-    SYMBOLS.beta: "beta",
-    SYMBOLS.N: "N",
-    RSYM.J: "J",
-    RSYM.h: "h",
-    RSYM.n: "n",
-    RSYM.k: "k",
-    RSYM.M: "M",
-    RSYM.sign: "sign",
-    RSYM.m: "m",
-    RSYM.coupling: "coupling",
-    Z: "z",
-    A: "a",
-    B: "b",
-    W: "w",
-    C: "c",
-    PHI: "phi_site",
-    Y: "y",
-    U: "u",
-    sp.Symbol("xi"): "xi",
-}
-
-
-#: Formulas printed with torch.addcmul where they are b + a z (Note [Fused multiply-add] in
-#: printing.py): the input of the replica layers, evaluated on every pair of every sample.
-FUSED_MULTIPLY_ADD = frozenset({"layer_input"})
-
-#: Formulas also printed with each operation overwriting the tensor of the one before (Note
-#: [In-place] in printing.py): printed name -> (formula, the symbols it may overwrite). The
-#: replica layers of eager code on the CPU, where every pass over memory counts; the layer
-#: input overwrites z where z is a layer's output no longer needed (not the fields phi).
-IN_PLACE = {
-    "layer_input_in_place": ("layer_input", frozenset()),
-    "layer_input_over_z": ("layer_input", frozenset({Z})),
-    "layer_sigmoid_in_place": ("layer_sigmoid", frozenset({U})),
-    "layer_of_sigmoid_in_place": ("layer_of_sigmoid", frozenset({SHARED_SIGMOID})),
-    "slope_of_sigmoid_in_place": ("slope_of_sigmoid", frozenset({SHARED_SIGMOID})),
-}
+__all__ = ["load_module", "render_module", "write_module", "print_formulas"]
 
 
 def _environment() -> jinja2.Environment:
@@ -94,21 +53,20 @@ def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
 
     Keys: the formula names, and ``init_<parameter>`` for the parameters that are not fixed.
     """
+    names = dict(ir.symbol_names)
     printed = {
-        name: torch_code(
-            expr, symbol_names=SYMBOL_NAMES, fused_multiply_add=name in FUSED_MULTIPLY_ADD
-        )
+        name: torch_code(expr, symbol_names=names, fused_multiply_add=name in ir.fused_multiply_add)
         for name, expr in ir.formulas
     }
     formulas = dict(ir.formulas)
-    for printed_name, (name, overwritten) in IN_PLACE.items():
+    for printed_name, name, overwritten in ir.in_place:
         if name in formulas:
             printed[printed_name] = torch_code(
-                formulas[name], symbol_names=SYMBOL_NAMES, in_place=overwritten
+                formulas[name], symbol_names=names, in_place=frozenset(overwritten)
             )
     for spec in ir.parameters:
         if spec.role != "fixed":  # fixed values come from the formulas, evaluated in place
-            printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=SYMBOL_NAMES)
+            printed[f"init_{spec.name}"] = torch_code(spec.initial, symbol_names=names)
     return printed
 
 

@@ -42,7 +42,7 @@ Note [In-place]
     ``z.mul_(a).add_(b)`` (no new tensor at all). Eager torch code then makes
     one new tensor per formula instead of one per operation; on the CPU, where each pass
     over a cache-sized block costs about as much as its arithmetic, that is up to twice
-    as fast (benchmarks/RESULTS.md). The symbols listed may be overwritten: each must
+    as fast (docs/performance.md). The symbols listed may be overwritten: each must
     occur at most once, and stand for a tensor the caller no longer needs. Sums, products
     and functions of other symbols make new tensors, which the next operation overwrites;
     a bare symbol that is not listed is never written to. Operands overwritten must be

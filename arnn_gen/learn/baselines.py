@@ -1,4 +1,4 @@
-"""The comparison architectures of the paper: 1P, 1L and MADE_dw (PHYSICS.md section 6).
+"""The comparison architectures of the paper: 1P, 1L and MADE_dw (docs/physics.md section 6).
 
 Biazzo (2023) compares the derived networks with the variational autoregressive networks of
 Wu, Wang and Zhang (2019). These baselines know nothing of the couplings; each gives the
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 BASELINES: tuple[str, ...] = ("1P", "1L", "MADE_21", "MADE_22")
-"""Short names of the baselines of the paper's comparison (PHYSICS.md section 6)."""
+"""Short names of the baselines of the paper's comparison (docs/physics.md section 6)."""
 
 INITS: tuple[str, ...] = ("random", "zero")
 """Initialisations every baseline accepts: small random values, or every parameter 0
@@ -179,7 +179,7 @@ class _Baseline(torch.nn.Module):
         return x
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """H(x) ``[B]`` = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i (PHYSICS.md section 1).
+        """H(x) ``[B]`` = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i (docs/physics.md section 1).
 
         Computed on x's device in x's dtype (integer or bool x: the model dtype), with J and
         h cached per (device, dtype). Unlike :meth:`Hamiltonian.energy` it does not check
@@ -207,7 +207,7 @@ class OneParameter(_Baseline):
     """1P: logit_i = w M_<i with M_<i = sum_{s<i} x_s and a single trainable scalar w.
 
     The exact Curie-Weiss conditional at high temperature is of this form with
-    w = 2 beta J / N (PHYSICS.md section 3, the rho terms dropped).
+    w = 2 beta J / N (docs/physics.md section 3, the rho terms dropped).
 
     Parameters (1 in all): ``w`` (scalar). The constructor's default ``init="zero"`` starts
     from w = 0 (Q uniform); ``init="random"``: w ~ Normal(0, 1/N^2) (std 1/N).

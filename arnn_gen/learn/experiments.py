@@ -1,4 +1,4 @@
-"""The paper's comparisons (PHYSICS.md section 6), one command each: ``arnn-gen reproduce``.
+"""The paper's comparisons (docs/physics.md section 6), one command each: ``arnn-gen reproduce``.
 
 Input: an :class:`Experiment` (system, sizes, SK instances, architectures, schedule).
 Output: a folder with one run folder per (size, instance, architecture) as written by

@@ -1,8 +1,8 @@
 """Markov-chain Monte Carlo samplers: the classical reference and the neural correction.
 
 * :func:`metropolis` / :func:`metropolis_samples`: vectorised single-spin-flip Metropolis for
-  a pairwise :class:`~arnn_gen.systems.Hamiltonian` (PHYSICS.md section 1), many independent
-  chains at once. It provides the training data of the inverse problem (PHYSICS.md
+  a pairwise :class:`~arnn_gen.systems.Hamiltonian` (docs/physics.md section 1), many independent
+  chains at once. It provides the training data of the inverse problem (docs/physics.md
   section 5) and an independent check of the networks at sizes enumeration cannot reach.
 * :func:`neural_metropolis`: Metropolis-Hastings with an autoregressive model Q as the
   independent proposal. Its stationary distribution is exactly the Boltzmann P whatever Q
@@ -25,7 +25,7 @@ import torch
 from arnn_gen.checks import check_beta, check_int
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.learn.observables import _check_model
-from arnn_gen.systems import Hamiltonian
+from arnn_gen.systems import Hamiltonian, as_hamiltonian
 
 __all__ = [
     "NeuralMCMCResult",
@@ -38,16 +38,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-
-
-def _check_hamiltonian(hamiltonian: Any) -> Hamiltonian:
-    from arnn_gen.systems import CurieWeiss
-
-    if isinstance(hamiltonian, CurieWeiss):
-        return hamiltonian.dense()
-    if not isinstance(hamiltonian, Hamiltonian):
-        raise ArnnGenError(f"expected a Hamiltonian, got {type(hamiltonian).__name__}")
-    return hamiltonian
 
 
 def _check_dtype(dtype: Any) -> torch.dtype:
@@ -102,7 +92,7 @@ def _metropolis(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`metropolis`, also returning the incrementally updated local fields ``[C, N]``
     (tests compare them with a recomputation x @ J + h)."""
-    hamiltonian = _check_hamiltonian(hamiltonian)
+    hamiltonian = as_hamiltonian(hamiltonian)
     beta = check_beta(beta)
     chains = check_int("chains", chains, 1)
     sweeps = check_int("sweeps", sweeps, 0)

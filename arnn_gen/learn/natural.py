@@ -1,7 +1,7 @@
 """Natural-gradient steps for autoregressive models whose sites own their parameters.
 
 The variational objective's gradient is g = E_Q[(L - E L) grad log Q], L = log Q + beta H
-(PHYSICS.md section 5). The natural gradient preconditions it with the Fisher matrix of Q,
+(docs/physics.md section 5). The natural gradient preconditions it with the Fisher matrix of Q,
 S = E_Q[(grad log Q - E grad log Q)(grad log Q - E grad log Q)^T], and steps along
 -(S + lambda 1)^-1 g: the steepest descent of the objective measured in the KL distance
 between distributions rather than in the parameters (Amari; for variational autoregressive

@@ -4,7 +4,7 @@ A *model* is anything with ``N`` (int), ``beta`` (float), ``sample(batch_size,
 generator=None) -> [B, N]`` (+-1 floats), ``log_prob(x) -> [B]`` (log Q(x)) and
 ``energy(x) -> [B]`` (H(x)): every emitted module's ``Model`` qualifies.
 
-With L(x) = log Q(x) + beta H(x) and x ~ Q (PHYSICS.md section 5):
+With L(x) = log Q(x) + beta H(x) and x ~ Q (docs/physics.md section 5):
 
 * variational free energy F[Q] = E_Q[L] / beta >= F, with beta (F[Q] - F) = KL(Q || P);
   its per-spin estimate is the sample mean of L / (beta N), its "spread" the sample standard
@@ -175,7 +175,7 @@ def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
 
 
 def estimates_from(x: Any, log_q: Any, energy: Any, beta: Any) -> Estimates:
-    """Estimates from S samples x ~ Q with their log Q(x) and H(x) (PHYSICS.md section 5).
+    """Estimates from S samples x ~ Q with their log Q(x) and H(x) (docs/physics.md section 5).
 
     Args:
         x: ``[S, N]`` samples of +-1.
@@ -280,7 +280,7 @@ def estimate(
 
 
 def overlaps(x: Any) -> torch.Tensor:
-    """Overlaps q_ab = (1/N) sum_i a_i b_i of independent pairs of samples (PHYSICS.md 5).
+    """Overlaps q_ab = (1/N) sum_i a_i b_i of independent pairs of samples (docs/physics.md 5).
 
     Sample a is row k of the first half of x and b row k of the second half,
     k = 0..S//2 - 1 (a last, odd row is unused), so independent samples give independent

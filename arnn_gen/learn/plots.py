@@ -6,7 +6,7 @@ Input: run folders written by the trainer (:func:`read_run`), each holding
   row per annealing beta (increasing) with ``beta, free_energy, free_energy_std,
   free_energy_sem, free_energy_is, ess, energy, entropy, magnetization_abs`` and, when an
   exact value is known, ``exact_free_energy, relative_error``; ``final`` (or null) has the
-  same keys plus optionally ``overlap_edges`` / ``overlap_density`` of P(q) (PHYSICS.md
+  same keys plus optionally ``overlap_edges`` / ``overlap_density`` of P(q) (docs/physics.md
   section 5);
 * ``history.csv``: ``beta,step,free_energy,free_energy_std``, one line per training step.
 
@@ -200,7 +200,7 @@ def _new_figure(entries: int) -> tuple[Figure, Any]:
     """A figure with one axes, wider when the legend will sit beside the data."""
     size = _FIGSIZE_WIDE if entries > _LEGEND_INSIDE_MAX else _FIGSIZE
     fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)  # Agg explicitly, whatever the session's default backend
+    FigureCanvasAgg(fig)  # Agg explicitly, whatever the default backend
     ax = fig.add_subplot()
     ax.grid(True, alpha=0.3)
     return fig, ax

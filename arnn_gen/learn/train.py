@@ -10,7 +10,7 @@ Input: a model (an emitted module's ``Model`` or a baseline: ``N``, ``beta``, ``
     checkpoint.pt    model, optimizer and generator state after every beta (atomic)
     model.pt         the final model state
 
-Variational training (PHYSICS.md section 5): x ~ Q by ancestral sampling, L = log Q(x) +
+Variational training (docs/physics.md section 5): x ~ Q by ancestral sampling, L = log Q(x) +
 beta H(x), gradient E_Q[(L - mean L) grad log Q] (REINFORCE with the batch-mean baseline),
 Adam or the natural gradient (:mod:`arnn_gen.learn.natural`); beta runs from beta_start to beta in
 steps of beta_step with steps_per_beta steps each (warmup_steps more at the first), and
@@ -283,7 +283,7 @@ def exact_free_energy(model, beta: float) -> float | None:
 def follow_beta(model, old_beta: float, new_beta: float) -> None:
     """Multiply the parameters a model names in ``BETA_SCALED`` by new_beta / old_beta (the
     replica forms: the innermost layer and the residual, which are beta times a function of
-    the couplings at the paramagnetic start, PHYSICS.md section 4). Annealing calls it when
+    the couplings at the paramagnetic start, docs/physics.md section 4). Annealing calls it when
     it moves on to the next beta, so that those parameters keep pace with beta instead of
     lagging behind it by what the optimizer can move them; models without BETA_SCALED are
     left as they are."""
@@ -318,7 +318,7 @@ def reinforce_loss(
     model, x: torch.Tensor, beta: float, log_q: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(surrogate loss, L) for a batch x ~ Q: grad of the loss is the REINFORCE estimate
-    E[(L - mean L) grad log Q] of beta grad F[Q] (PHYSICS.md section 5). ``log_q``: log Q(x)
+    E[(L - mean L) grad log Q] of beta grad F[Q] (docs/physics.md section 5). ``log_q``: log Q(x)
     with autograd when already known (sample_with_log_prob), else model.log_prob(x)."""
     unchecked = own_samples(model)
     if log_q is None:
@@ -596,7 +596,7 @@ def _write_metrics(run: Path, rows, history, final, label, model) -> None:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Maximum likelihood on samples (the inverse problem of PHYSICS.md section 5)."""
+    """Maximum likelihood on samples (the inverse problem of docs/physics.md section 5)."""
 
     epochs: int = 100
     batch: int = 1000
@@ -694,7 +694,7 @@ def fit_model(model, samples, config: FitConfig, run_dir=None, *, learn_coupling
     """:func:`fit`, writing ``config.json``, ``fit.json`` (losses) and ``model.pt`` to
     ``run_dir``. With ``learn_couplings`` the first layer (a parameter J, h of the model)
     restarts from small random symmetric couplings (std INVERSE_START_STD) and zero fields,
-    as in the paper's inverse problem (PHYSICS.md section 5)."""
+    as in the paper's inverse problem (docs/physics.md section 5)."""
     identity = identity_of(model)
     if learn_couplings:
         generator = torch.Generator().manual_seed(config.seed)

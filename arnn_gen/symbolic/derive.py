@@ -1,7 +1,7 @@
 """Stage 2: the exact autoregressive conditional P(x_i = +1 | x_<i), derived with SymPy.
 
 Input: a system size (a SymPy symbol ``N`` for the generic derivation, or an integer).
-Output: a :class:`Derivation` holding every intermediate of PHYSICS.md section 2.
+Output: a :class:`Derivation` holding every intermediate of docs/physics.md section 2.
 
 How it works (Note [site split]): the Hamiltonian is built as a SymPy expression with
 ``IndexedBase`` couplings ``J[s, l]`` (s < l), fields ``h[s]`` and spins ``x[s]``,
@@ -51,7 +51,7 @@ __all__ = [
     "conditional_function",
 ]
 
-#: The five groups of terms of H relative to site i, in the order of PHYSICS.md section 2.
+#: The five groups of terms of H relative to site i, in the order of docs/physics.md section 2.
 GROUPS = ("earlier-earlier", "earlier-site", "site-later", "earlier-later", "later-later")
 
 # Position classes of a spin index relative to the site: earlier, the site, later.
@@ -70,7 +70,7 @@ class Symbols:
     h: sp.IndexedBase
     phi: sp.IndexedBase
     s: sp.Symbol
-    l: sp.Symbol  # noqa: E741 (PHYSICS.md names the later site l)
+    l: sp.Symbol  # noqa: E741 (docs/physics.md names the later site l)
     lp: sp.Symbol
 
 
@@ -144,7 +144,7 @@ def expand_sums(expr: sp.Expr) -> sp.Expr:
 
 
 def build_hamiltonian(N: int | sp.Expr | None = None) -> sp.Expr:
-    """H(x) of PHYSICS.md section 1 as nested SymPy sums (generic N when ``N`` is None)."""
+    """H(x) of docs/physics.md section 1 as nested SymPy sums (generic N when ``N`` is None)."""
     S = SYMBOLS
     size = S.N if N is None else sp.sympify(N)
     s, l = S.s, S.l
@@ -317,7 +317,7 @@ def _rename_later(piece: _Piece) -> sp.Expr:
 
 @dataclass(frozen=True)
 class Derivation:
-    """The exact conditional of PHYSICS.md section 2 and every intermediate.
+    """The exact conditional of docs/physics.md section 2 and every intermediate.
 
     Attributes (SymPy objects; ``site`` is the 0-based index i, ``size`` is N):
         hamiltonian    H(x) as nested sums

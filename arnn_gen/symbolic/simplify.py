@@ -3,7 +3,7 @@
 Input: the generic :class:`~arnn_gen.symbolic.derive.Derivation`. Output: a :class:`Reduction`, the
 reduced log-partition functions log rho_i^{+-} and logit of P(x_i = +1 | x_<i), with the
 parameters the architecture needs (fixed analytic ones and trainable ones with their
-initial values) as SymPy expressions. PHYSICS.md sections 2-4.
+initial values) as SymPy expressions. docs/physics.md sections 2-4.
 
 Variants:
     exact (H2ARNN)  log rho^{+-} as a logsumexp over the 2^(N-1-i) configurations of x_>i
@@ -13,12 +13,11 @@ Variants:
     rs / krsb       replica forms: k + 1 nested logsigmoid layers per later site
 
 Index conventions: sites are 0-based, so the number of later spins of site i is
-n = N - 1 - i (PHYSICS.md's N - i with 1-based i).
+n = N - 1 - i (docs/physics.md's N - i with 1-based i).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sympy as sp
@@ -26,6 +25,7 @@ import sympy as sp
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import SYMBOLS, Derivation, SpinSum, derive_conditional
 from arnn_gen.symbolic.nn_functions import Equation, LogSumExp, latex, logsigmoid, sigmoid
+from arnn_gen.variants import VARIANTS
 
 __all__ = [
     "VARIANTS",
@@ -35,22 +35,16 @@ __all__ = [
     "RSYM",
     "reduce_conditional",
     "resolve_variant",
-    "curie_weiss_exact",
-    "curie_weiss_saddle",
+    "cw_n_form",
+    "cw_inf_form",
     "replica_form",
     "h2arnn_form",
     "LINEAR_REGIME_OFFSET",
 ]
 
-#: Variants by system (DESIGN.md): the first is the default.
-VARIANTS: Mapping[str, tuple[str, ...]] = {
-    "general": ("krsb", "exact", "rs"),
-    "cw": ("exact", "inf", "rs", "krsb"),
-    "sk": ("krsb", "exact", "rs"),
-}
 
 #: Bias -c of the outer k-RSB layers at initialisation: logsigmoid(z - c) = z - c + O(e^(z-c))
-#: for z <= 0, so those layers start near-linear (PHYSICS.md section 4) with an error of at
+#: for z <= 0, so those layers start near-linear (docs/physics.md section 4) with an error of at
 #: most e^-c = 2.5e-3 per later spin, and a constant -c that cancels between rho^+ and rho^-.
 #: A larger c starts closer to the paramagnetic solution but multiplies the effect of every
 #: optimizer step on the outer weights by c: with Adam at lr 1e-2, c = 12 made SK_2RSB diverge
@@ -229,12 +223,12 @@ def _binomial_collapse(spin_sum: SpinSum, n: sp.Expr) -> sp.Expr:
     return sp.Sum(sp.binomial(n, RSYM.k) * body.subs(RSYM.M_later, n - 2 * RSYM.k), (RSYM.k, 0, n))
 
 
-def curie_weiss_exact(derivation: Derivation | None = None) -> Reduction:
-    """CW_N (PHYSICS.md section 3): the exact conditional of the Curie-Weiss model.
+def cw_n_form(derivation: Derivation | None = None) -> Reduction:
+    """CW_N (docs/physics.md section 3): the exact conditional of the Curie-Weiss model.
 
     Returns log rho^{sign} = logsumexp_k (b^{sign}_{i,k} + w_{i,k} M_<i) with
     b^{+-}_{i,k} = log binomial(n, k) + (beta J / 2N)((n - 2k)^2 - n) + (n - 2k)(beta h +- beta J/N)
-    and w_{i,k} = (beta J / N)(n - 2k), all found by SymPy from the derivation. (PHYSICS.md
+    and w_{i,k} = (beta J / N)(n - 2k), all found by SymPy from the derivation. (docs/physics.md
     drops the constant -beta J n / 2N, common to b^+ and b^-; it is kept here so that
     rho^{+-} are the true partition functions of the later spins.)
     """
@@ -283,8 +277,8 @@ def curie_weiss_exact(derivation: Derivation | None = None) -> Reduction:
     return Reduction("cw", "exact", None, d, log_rho, logit, parameters, definitions, display)
 
 
-def curie_weiss_saddle(derivation: Derivation | None = None) -> Reduction:
-    """CW_inf (PHYSICS.md section 3): the saddle point of CW_N as N -> infinity.
+def cw_inf_form(derivation: Derivation | None = None) -> Reduction:
+    """CW_inf (docs/physics.md section 3): the saddle point of CW_N as N -> infinity.
 
     The shifts +-J/N of the cavity field vanish with N, so to first order
     log rho^+ - log rho^- = (2J/N) d log rho / d phi = (2 beta J / N) <M_>i>; SymPy takes
@@ -295,7 +289,7 @@ def curie_weiss_saddle(derivation: Derivation | None = None) -> Reduction:
     initially 2 beta J (n / N) m_beta.
     """
     S, R = SYMBOLS, RSYM
-    exact = curie_weiss_exact(derivation)
+    exact = cw_n_form(derivation)
     # log rho^eta = logsumexp_k b^eta_k(...): the sign eta enters b linearly, so to first
     # order log rho^+ - log rho^- = 2 <d b / d eta>, the average over the k-terms' weights.
     slope = sp.diff(exact.parameters[0].initial, R.sign)  # beta J (n - 2k) / N
@@ -322,7 +316,7 @@ def curie_weiss_saddle(derivation: Derivation | None = None) -> Reduction:
 
 
 def replica_form(k: int, derivation: Derivation | None = None, *, system: str = "sk") -> Reduction:
-    """SK_RS (k = 0) and SK_kRSB (PHYSICS.md section 4) for any dense couplings.
+    """SK_RS (k = 0) and SK_kRSB (docs/physics.md section 4) for any dense couplings.
 
     log rho^{+-}_i = sum_{l>i} a0 logsigmoid(b1 + a1 logsigmoid(b2 + ... logsigmoid(
     b_{k+1} + a_{k+1} phi_{i,l}))), every a, b indexed [sign, i, l] and trainable; the first
@@ -392,7 +386,7 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
 
 
 def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general") -> Reduction:
-    """H2ARNN (PHYSICS.md section 2): log rho^{+-} as a logsumexp over the configurations c
+    """H2ARNN (docs/physics.md section 2): log rho^{+-} as a logsumexp over the configurations c
     of x_>i, with w_{c,l} = beta xi^c_l and
     b^{+-}_c = beta sum_{l>i} (+-J_{i,l}) xi^c_l + beta sum_{i<l<l'} J_{l,l'} xi^c_l xi^c_l'.
     Every parameter is analytic in beta and the couplings (role "fixed")."""
@@ -449,7 +443,7 @@ def reduce_conditional(
     variant = resolve_variant(system, variant)
     d = derivation or derive_conditional()
     if variant == "exact":
-        return curie_weiss_exact(d) if system == "cw" else h2arnn_form(d, system=system)
+        return cw_n_form(d) if system == "cw" else h2arnn_form(d, system=system)
     if variant == "inf":
-        return curie_weiss_saddle(d)
+        return cw_inf_form(d)
     return replica_form(0 if variant == "rs" else k, d, system=system)

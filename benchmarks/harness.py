@@ -2,7 +2,15 @@
 
 Input: architectures (:data:`ARCHITECTURES`), sizes N, a batch B, a device. Output: one
 dict, also written as ``<out_dir>/bench.json``, holding every number (see
-:func:`run_benchmarks`). ``arnn-gen bench`` and ``python -m arnn_gen.bench`` call it.
+:func:`run_benchmarks`), and its Markdown report ``bench.md`` (benchmarks/report.py).
+Run it from a checkout of the repository (benchmarks/ is not part of the installed package):
+
+    python benchmarks/harness.py --quick --out bench_out
+    python benchmarks/harness.py --report bench_out/bench.json   # re-evaluate the targets
+
+``arnn-gen bench`` loads this file from the checkout and calls :func:`run_benchmarks`.
+The arnn_gen measured is the checkout's (run as a script, the repository root goes first on
+``sys.path``); every measurement process imports the same arnn_gen as the run.
 
 What is measured, for each architecture and N (float32, beta = 1, the SK instance of seed
 0 for SK_* and MADE_21, the Curie-Weiss system J = 1, h = 0 for CW_*):
@@ -19,8 +27,8 @@ What is measured, for each architecture and N (float32, beta = 1, the SK instanc
   ``repeats`` timings after one warm-up call (device synchronised on CUDA).
 - The same for the per-site baseline of ``benchmarks/persite.py`` (one module per
   conditional in a Python loop, each recomputing its first layer from x_<i), loaded by
-  path from the repository; when the repository is absent (an installed wheel) it is
-  skipped with a note. Ratios ``persite_over_ours`` (the speedup) per cost.
+  path from this file's folder; when it is absent the baseline is skipped with a note.
+  Ratios ``persite_over_ours`` (the speedup) per cost.
 - Every (architecture, N) runs in a fresh subprocess with glibc's malloc thresholds set as
   ``arnn-gen`` sets them (:mod:`arnn_gen.allocator`), for ours and the baseline alike.
 - Peak memory of ours: every (architecture, N) runs in a fresh subprocess; on CPU the peak
@@ -221,18 +229,34 @@ def measure_floor(
 # --------------------------------------------------------------------------------------
 
 
-def persite_path() -> Path | None:
-    """benchmarks/persite.py of the repository this package runs from, or None (installed)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "persite.py"
-    return path if path.is_file() else None
+HERE = Path(__file__).resolve().parent
+"""The benchmarks/ folder this file is in."""
 
 
-def _load_persite(path: str):
-    spec = importlib.util.spec_from_file_location("arnn_gen_bench_persite", path)
+def _load(name: str, path: Path | str):
+    """The Python file ``path`` imported as module ``name`` (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _report():
+    """benchmarks/report.py, the Markdown report, imported once."""
+    if "benchmarks_report" not in sys.modules:
+        sys.modules["benchmarks_report"] = _load("benchmarks_report", HERE / "report.py")
+    return sys.modules["benchmarks_report"]
+
+
+def persite_path() -> Path | None:
+    """benchmarks/persite.py beside this file, or None when it is absent."""
+    path = HERE / "persite.py"
+    return path if path.is_file() else None
+
+
+def _load_persite(path: str):
+    return _load("benchmarks_persite", path)
 
 
 def _build_ours(architecture: str, N: int, device: str, folder: str):  # noqa: N803
@@ -431,10 +455,18 @@ def _measure_compiled(model, batch: int, repeats: int, device: str) -> dict:
 
 def _run_case(spec: dict) -> dict:
     """:func:`measure_case` in a fresh Python process (its peak memory is the case's)."""
+    import arnn_gen
+
+    # the child measures the arnn_gen of this run and this very file, wherever it started
+    root = str(Path(arnn_gen.__file__).resolve().parents[1])
+    this = str(Path(__file__).resolve())
     code = (
-        "import json, sys\n"
-        "from arnn_gen.bench import measure_case\n"
-        "print('@@RESULT ' + json.dumps(measure_case(json.loads(sys.stdin.read()))))\n"
+        "import importlib.util, json, sys\n"
+        f"sys.path.insert(0, {root!r})\n"
+        f"spec = importlib.util.spec_from_file_location('benchmarks_harness', {this!r})\n"
+        "harness = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(harness)\n"
+        "print('@@RESULT ' + json.dumps(harness.measure_case(json.loads(sys.stdin.read()))))\n"
     )
     environment = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
     done = subprocess.run(
@@ -534,7 +566,7 @@ def _persite_plan(architecture: str, N: int, quick: bool, persite_max_n) -> tupl
 
 
 def _targets(results: list[dict], growth: dict, device: str = "cpu") -> list[dict]:
-    """The issue's performance targets for the device (CPU, or the GPU targets on CUDA),
+    """The performance targets for the device (CPU, or the GPU targets on CUDA),
     evaluated on what was measured (never asserted)."""
 
     def find(architecture: str, N: int) -> dict | None:  # noqa: N803
@@ -644,9 +676,9 @@ def run_benchmarks(
     persite = {
         "available": found is not None,
         "path": None if found is None else str(found),
-        "note": "benchmarks/persite.py loaded by path from the repository"
+        "note": "benchmarks/persite.py loaded by path"
         if found is not None
-        else "benchmarks/persite.py not found (installed package): per-site baseline skipped",
+        else "benchmarks/persite.py not found: per-site baseline skipped",
         "call_limit_s": PERSITE_CALL_LIMIT_S,
     }
     machine = _machine(device, threads)  # before the run: its load average is the machine's
@@ -730,18 +762,15 @@ def run_benchmarks(
     path = out_dir / "bench.json"
     write_atomically(path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
     say(f"wrote {path}")
-    from arnn_gen.bench_report import write_report
-
-    for written in write_report(report, out_dir):
+    for written in _report().write_report(report, out_dir):
         say(f"wrote {written}")
     return report
 
 
 def rereport(path: Path, say: Callable[[str], None] = print) -> dict:
     """Evaluate the targets of this version on the numbers of an existing ``bench.json``
-    (measured elsewhere, on a lent GPU say) and rewrite it with its ``bench.md``; nothing is
+    (measured elsewhere, on a GPU say) and rewrite it with its ``bench.md``; nothing is
     measured again. The report, updated."""
-    from arnn_gen.bench_report import write_report
     from arnn_gen.files import write_atomically
 
     try:
@@ -753,7 +782,7 @@ def rereport(path: Path, say: Callable[[str], None] = print) -> dict:
     report["targets"] = _targets(results, growth, device)
     write_atomically(Path(path), (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
     say(f"wrote {path}")
-    for written in write_report(report, Path(path).parent):
+    for written in _report().write_report(report, Path(path).parent):
         say(f"wrote {written}")
     return report
 
@@ -793,9 +822,9 @@ def _summary(record: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m arnn_gen.bench [--quick] [--device cpu] [--out DIR] [--sizes N ...]``."""
+    """``python benchmarks/harness.py [--quick] [--device cpu] [--out DIR] [--sizes N ...]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m arnn_gen.bench", description=__doc__.splitlines()[0]
+        prog="python benchmarks/harness.py", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="CI-sized run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -841,4 +870,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # the checkout's arnn_gen, installed or not: the repository root before this folder
+    sys.path.insert(0, str(HERE.parent))
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The Markdown report of a benchmark run (:func:`arnn_gen.bench.run_benchmarks`).
+"""The Markdown report of a benchmark run (``run_benchmarks`` of benchmarks/harness.py).
 
 Input: the report dict that ``bench.json`` holds. Output: Markdown text (:func:`markdown`):
 the machine, the floor, one table row per (architecture, N) with ours, the per-site
@@ -6,13 +6,22 @@ baseline's ratios and ours / floor, the growth exponents and the performance tar
 :func:`write_report` writes it as ``bench.md`` beside ``bench.json`` and, when the folder's
 ``RESULTS.md`` has the markers ``<!-- bench:begin -->`` / ``<!-- bench:end -->``, replaces
 what is between them, so hand-written commentary around the numbers is kept.
+The harness writes the report itself; to print it again from a ``bench.json``, or with
+``--write`` rewrite its ``bench.md`` (the targets as stored; ``python benchmarks/harness.py
+--report BENCH_JSON`` evaluates them again first), run from the repository root:
+
+    python benchmarks/report.py bench_out/bench.json [--write]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["markdown", "write_report", "BEGIN", "END"]
+__all__ = ["markdown", "write_report", "main", "BEGIN", "END"]
 
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
@@ -32,7 +41,7 @@ def _ratios(values: dict | None, keys=_COSTS) -> str:
 
 def _command(report: dict) -> str:
     settings = report["settings"]
-    parts = ["python -m arnn_gen.bench"]
+    parts = ["python benchmarks/harness.py"]
     if report["mode"] == "quick":
         parts.append("--quick")
     if settings["device"] != "cpu":
@@ -211,3 +220,34 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
             write_atomically(results, updated.encode())
             written.append(results)
     return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python benchmarks/report.py BENCH_JSON [--write]``: the report on standard output,
+    or written beside the file with --write."""
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/report.py", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("bench_json", metavar="BENCH_JSON", help="a bench.json of the harness")
+    parser.add_argument(
+        "--write", action="store_true", help="write bench.md (and RESULTS.md's section) beside it"
+    )
+    options = parser.parse_args(argv)
+    path = Path(options.bench_json)
+    try:
+        report = json.loads(path.read_text())
+        text = markdown(report)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        parser.exit(2, f"error: {path} is not a bench.json: {error}\n")
+    if not options.write:
+        sys.stdout.write(text)
+        return 0
+    for written in write_report(report, path.parent):
+        print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    # the checkout's arnn_gen, installed or not: the repository root before this folder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The architecture families, one module each, and :func:`build_ir`, which picks the family
+of a reduction and fills the IR from it.
+
+A family (:class:`~arnn_gen.codegen.families.base.Family`) owns its template, the
+(system, variant) pairs it serves, how it reads parameters and formulas off the reduction,
+its default dtype and its print options. Adding one is adding a module here with a
+``FAMILY`` and its template, and listing it in :data:`FAMILIES`; nothing else branches on
+families.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from arnn_gen.codegen.families import cw_exact, cw_inf, h2arnn, replica
+from arnn_gen.codegen.families.base import Family
+from arnn_gen.codegen.families.symbols import SYMBOL_NAMES
+from arnn_gen.codegen.ir import ArchitectureIR, Provenance, class_name, module_name
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.derive import SYMBOLS
+from arnn_gen.symbolic.simplify import RSYM, Reduction
+
+__all__ = ["FAMILIES", "Family", "family_for", "build_ir", "beta_scaled"]
+
+#: Every family; a (system, variant) pair goes to the first that names its system, else to
+#: the first that serves the variant for every system.
+FAMILIES: tuple[Family, ...] = (cw_exact.FAMILY, cw_inf.FAMILY, h2arnn.FAMILY, replica.FAMILY)
+
+
+def family_for(system: str, variant: str) -> Family:
+    """The family that serves ``variant`` of ``system``."""
+    for wanted in (system, None):
+        for family in FAMILIES:
+            if (wanted, variant) in family.serves:
+                return family
+    raise ArnnGenError(f"no architecture family serves variant {variant!r} of {system!r}")
+
+
+def beta_scaled(parameters) -> tuple[str, ...]:
+    """The trainable parameters whose initial value is beta times an expression free of
+    beta (in the replica forms: the innermost layer and the residual at the paramagnetic
+    start, docs/physics.md section 4). Annealing can carry them from beta to beta' by the
+    factor beta' / beta, which maps the paramagnetic start at beta onto the one at beta'."""
+    beta = SYMBOLS.beta
+    depends_on_beta = (beta, RSYM.m)  # m_beta, the mean-field magnetisation, does too
+    return tuple(
+        p.name
+        for p in parameters
+        if p.role == "trainable"
+        and p.initial.has(beta)
+        and not sp.simplify(p.initial / beta).has(*depends_on_beta)
+    )
+
+
+def build_ir(
+    hamiltonian,
+    reduction: Reduction,
+    *,
+    beta: float,
+    name: str | None = None,
+    dtype: str | None = None,
+    command: str,
+) -> ArchitectureIR:
+    """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``."""
+    from arnn_gen.systems import CurieWeiss, Hamiltonian
+
+    if not isinstance(hamiltonian, Hamiltonian | CurieWeiss):
+        raise ArnnGenError("build_ir needs a Hamiltonian")
+    system, variant, k = reduction.system, reduction.variant, reduction.k
+    family = family_for(system, variant)
+    N = hamiltonian.N  # noqa: N806
+    stem = name or module_name(system, variant, N, k)
+    scalars = tuple(sorted((key, value) for key, value in hamiltonian.provenance.items()))
+    provenance = Provenance(
+        kind=hamiltonian.kind,
+        N=N,
+        scalars=scalars,
+        signature=hamiltonian.signature(),
+        sidecar="" if family.embedded else f"{stem}.npz",
+    )
+    parameters, formulas = family.parts(reduction)
+    symbol_names = tuple(SYMBOL_NAMES.items())
+    return ArchitectureIR(
+        name=stem,
+        class_name=class_name(system, reduction.title()),
+        title=reduction.title(),
+        system=system,
+        variant=variant,
+        family=family.name,
+        template=family.template,
+        N=N,
+        k=k,
+        beta=float(beta),
+        dtype=dtype or family.dtype,
+        provenance=provenance,
+        parameters=parameters,
+        formulas=formulas,
+        symbol_names=symbol_names,
+        fused_multiply_add=family.fused_multiply_add,
+        in_place=family.in_place,
+        beta_scaled=beta_scaled(parameters),
+        conditional_latex=reduction.derivation.latex_lines(),
+        reduced_latex=reduction.latex_lines(),
+        command=command,
+    )

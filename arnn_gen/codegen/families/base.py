@@ -1,0 +1,45 @@
+"""What an architecture family is: its template, the (system, variant) pairs it serves, how
+it reads its parameters and formulas off a reduction, its default dtype, and its print
+options. One module per family in this package; :mod:`arnn_gen.codegen.families` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy as sp
+
+from arnn_gen.symbolic.nn_functions import LogSumExp
+
+__all__ = ["Family", "is_indexed", "without_log_rho"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family.
+
+    ``serves``: (system, variant) pairs, system None for every system; ``parts(reduction)``
+    returns (parameter specs, named formulas); ``embedded``: the module embeds its system's
+    numbers (no sidecar); ``fused_multiply_add``: formulas printed with torch.addcmul;
+    ``in_place``: (printed name, formula, symbols it may overwrite) of the in-place forms.
+    """
+
+    name: str
+    template: str
+    serves: tuple[tuple[str | None, str], ...]
+    parts: Callable
+    dtype: str
+    embedded: bool
+    fused_multiply_add: tuple[str, ...] = ()
+    in_place: tuple[tuple[str, str, tuple[sp.Symbol, ...]], ...] = ()
+
+
+def is_indexed(*bases):
+    """A predicate: an element of one of the IndexedBase ``bases``."""
+    return lambda e: isinstance(e, sp.Indexed) and e.base in bases
+
+
+def without_log_rho(logit: sp.Expr) -> sp.Expr:
+    """The residual part of a logit: every LogSumExp / Sum over later sites removed."""
+    return logit.replace(lambda e: isinstance(e, (sp.Sum, LogSumExp)), lambda e: sp.S.Zero)

@@ -1,0 +1,44 @@
+"""H2ARNN, the exact network of any pairwise system (docs/physics.md section 2): a table of
+the 2^(N-1-i) configurations of the later spins of each site."""
+
+from __future__ import annotations
+
+from arnn_gen.codegen.families.base import Family, is_indexed
+from arnn_gen.codegen.families.symbols import XI
+from arnn_gen.codegen.ir import ParamSpec
+from arnn_gen.symbolic.simplify import RSYM, Reduction
+
+
+def parts(reduction: Reduction):
+    """H2ARNN: b^{+-}_{i,c} and w_{c,l} = beta xi^c_l (fixed); the template contracts the
+    configuration table with the couplings for b and prints w from its formula."""
+    R = RSYM
+    bias, weight = (p.initial for p in reduction.parameters)
+    parameters = (
+        ParamSpec(
+            name="bias",
+            role="fixed",
+            shape=("sign", "config"),
+            initial=bias,
+            description="b^{+-}_{i,c} of H2ARNN",
+        ),
+        ParamSpec(
+            name="weight",
+            role="fixed",
+            shape=("config", "later"),
+            initial=weight,
+            description="w_{c,l} = beta xi^c_l",
+        ),
+    )
+    formulas = (("weight", weight.replace(is_indexed(R.spin_table), lambda e: XI)),)
+    return parameters, formulas
+
+
+FAMILY = Family(
+    name="h2arnn",
+    template="h2arnn.py.j2",
+    serves=((None, "exact"),),
+    parts=parts,
+    dtype="float64",
+    embedded=False,
+)
