@@ -363,29 +363,6 @@ class General1RSB(torch.nn.Module):
         self._graph = None  # (key, CUDA graph, input, outputs) of sampling (_replay_draw)
         self._capturing = False  # True while _replay_draw captures the graph
 
-    def _site_blocks(self, pairs=None):
-        """(first, end) of consecutive blocks of sites; a block holds its sites' fields
-        phi_{i,l} for l >= first, at most about ``pairs`` (PAIRS_PER_BLOCK) per sample."""
-        pairs = self.PAIRS_PER_BLOCK if pairs is None else pairs
-        blocks, first = [], 0
-        for end in range(1, self.N + 1):
-            if (end - first) * (self.N - first) >= pairs or end == self.N:
-                blocks.append((first, end))
-                first = end
-        if len(blocks) > 1 and blocks[-1][0] == self.N - 1:
-            # the last site joins the block before it: a block of one site with one field
-            # would be one more shape for torch.compile to specialise (enable_compile)
-            blocks[-2:] = [(blocks[-2][0], self.N)]
-        return tuple(blocks)
-
-    def _blocks_on(self, device):
-        """The blocks of sites for a device: _blocks, or larger ones on CUDA."""
-        if device.type != "cuda":
-            return self._blocks
-        if self._cuda_blocks is None:
-            self._cuda_blocks = self._site_blocks(self.PAIRS_PER_BLOCK_CUDA)
-        return self._cuda_blocks
-
     def _dtype(self):
         return self.a0.dtype
 
@@ -472,6 +449,144 @@ class General1RSB(torch.nn.Module):
         x = x.to(self.couplings.dtype)
         return -0.5 * ((x @ self.couplings) * x).sum(-1) - x @ self.fields
 
+    def _log_rho(self, phi, hidden, weight, through_sigmoid):
+        """log rho^{+-} [2, ..., B] = sum_l a0 g(phi_{i,l}) (docs/physics.md section 4) from the
+        fields phi [..., L, B] of some pairs (i, l), their parameters ``hidden`` (from
+        _hidden) and the output weight [2, ..., L, 1]: a0, masked to the pairs l > i;
+        ``through_sigmoid`` from _tensors."""
+        compiling = _compiling()
+        plain = compiling or not torch.is_grad_enabled()  # compiled: the plain forms, fused
+        sigmoid = through_sigmoid and not compiling  # eager: as _tensors found
+        z = phi.unsqueeze(0)  # [1, ..., L, B]
+        a, b = hidden[0], hidden[1]
+        if plain:
+            z = _layer(z, a, b, sigmoid)
+        else:  # eager with autograd: a backward pass that keeps only z and the output
+            z = _Layer.apply(z, a, b, through_sigmoid)
+        a, b = hidden[2], hidden[3]
+        if plain:
+            z = _layer(z, a, b, sigmoid, overwrite=True)
+        else:  # eager with autograd: a backward pass that keeps only z and the output
+            z = _Layer.apply(z, a, b, through_sigmoid)
+        if compiling:  # one reduction fused with the layers
+            a = weight
+            return (a * z).sum(-2)
+        # the output a0 z summed over l: one matrix-vector product per site
+        return (weight.transpose(-1, -2) @ z).squeeze(-2)
+
+    def _logit(self, phi_site, w, c, log_rho):
+        """The logit of P(x_i = +1 | x_<i): the residual (printed) in phi_{i,i} and the
+        site's weight and bias, plus log rho^+ - log rho^- (log_rho [2, ...] from _log_rho)."""
+        residual = c + phi_site * w
+        return residual + log_rho[0] - log_rho[1]
+
+    def forward(self, x, *, validate=True):
+        """Logits [B, N] of every conditional (blocks compiled after enable_compile())."""
+        if validate:
+            _check_spins(x, self.N)
+        return self._forward(x)
+
+    def _forward(self, x):
+        """Logits [B, N] of every conditional, in one pass over a few blocks of sites.
+
+        For a block of sites [first, end) the fields phi_{i,l} = h_l + sum_{s<i} J_{s,l} x_s,
+        l >= first, are the field at the block's first site (carried from block to block,
+        one matrix product each) plus an exclusive cumulative sum inside the block; the
+        hidden layers act on all of them at once and the pairs l <= i are masked out of the
+        sum over l. Blocks are held batch-last, [c, L, B], like the fields in sample.
+        """
+        spins = x.to(self._dtype()).T.contiguous()  # [N, B]
+        parameters = self._tensors()
+        logits = [
+            self._call("block", self._block_logits, field, spins, first, end, parameters)
+            for first, end, field in self._walk_blocks(spins)
+        ]
+        return torch.cat(logits).T
+
+    def sample(self, batch_size, generator=None):
+        """x [B, N] by ancestral sampling (see _sample)."""
+        batch_size = _check_batch_size(batch_size)
+        return self._sample(batch_size, generator)[0]
+
+    def sample_with_log_prob(self, batch_size, generator=None):
+        """(x [B, N], log Q(x) [B]) from one sampling pass: log Q comes from the logits
+        computed while drawing x, so a training step needs no second forward pass; with
+        autograd on, its backward pass is the fused gradient pass _log_prob_grads. With a
+        learnable first layer (learn_couplings) it is sample() followed by log_prob()."""
+        batch_size = _check_batch_size(batch_size)
+        x, logits = self._sample(batch_size, generator)
+        if self._first_layer_learns():
+            return x, self.log_prob(x, validate=False)
+        return x, _FusedLogProb.apply(self, x, logits, *self._trained())
+
+    @torch.no_grad()
+    def _sample(self, batch_size, generator=None):
+        """(x [B, N], logits [B, N]) by ancestral sampling (_draw). The uniforms of all the
+        sites are drawn at once (on the CPU the same numbers as one draw per site); on CUDA
+        the N steps are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is
+        False."""
+        device, dtype = self.J.device, self._dtype()
+        uniforms = torch.rand(self.N, batch_size, generator=generator, device=device, dtype=dtype)
+        if device.type == "cuda" and self.CUDA_GRAPHS:
+            x, logits = self._replay_draw(uniforms)
+        else:
+            x, logits = self._draw(uniforms)
+        # copies, never views: the graph's outputs are overwritten by its next replay
+        contiguous = torch.contiguous_format
+        return x.T.clone(memory_format=contiguous), logits.T.clone(memory_format=contiguous)
+
+    def _draw(self, uniforms):
+        """(x [N, B], logits [N, B]), site-major, from uniforms [N, B]: x_i = +1 where
+        u_i < sigmoid(logit_i). The fields phi_{i,l} are updated incrementally,
+        phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, so step i costs O(B (N - i)); they are held
+        site-major, [N, B], so that those of the later sites are one contiguous block."""
+        N, batch_size = uniforms.shape
+        x, logits = torch.empty_like(uniforms), torch.empty_like(uniforms)
+        phi = self.h[:, None].repeat(1, batch_size)  # [N, B] phi_{i,l}, l >= i: a new tensor
+        parameters = self._tensors()
+        for i in range(N):
+            spin, logit = self._call("sample_step", self._sample_step, phi, uniforms, i, parameters)
+            x[i], logits[i] = spin, logit
+            phi[i + 1 :].addcmul_(self.J[i, i + 1 :, None], spin)  # [n, B] += J_{i,l} x_i
+        return x, logits
+
+    def _sample_step(self, phi, uniforms, site, parameters):
+        """(x_i [B], logit [B]) of site i = ``site`` from the fields phi [N, B] (phi_{i,l} in
+        the rows l >= i) and the uniforms [N, B], the whole tensors (``parameters`` from
+        _tensors): site i is a block of one site whose n = N - i - 1 pairs are l > i."""
+        _, _, weight, bias, hidden, through_sigmoid = parameters
+        later = phi.shape[0] - site - 1  # n
+        hidden = hidden.select(2, site).narrow(2, site + 1, later).unsqueeze(-1).unbind(0)
+        phi_later = phi.narrow(0, site + 1, later)  # [n, B]
+        log_rho = self._log_rho(phi_later, hidden, hidden[-1], through_sigmoid)  # [2, B]
+        w, c = weight.select(0, site), bias.select(0, site)
+        logit = self._logit(phi.select(0, site), w, c, log_rho)  # [B]
+        uniform = uniforms.select(0, site)
+        return torch.where(uniform < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype), logit
+
+    def _site_blocks(self, pairs=None):
+        """(first, end) of consecutive blocks of sites; a block holds its sites' fields
+        phi_{i,l} for l >= first, at most about ``pairs`` (PAIRS_PER_BLOCK) per sample."""
+        pairs = self.PAIRS_PER_BLOCK if pairs is None else pairs
+        blocks, first = [], 0
+        for end in range(1, self.N + 1):
+            if (end - first) * (self.N - first) >= pairs or end == self.N:
+                blocks.append((first, end))
+                first = end
+        if len(blocks) > 1 and blocks[-1][0] == self.N - 1:
+            # the last site joins the block before it: a block of one site with one field
+            # would be one more shape for torch.compile to specialise (enable_compile)
+            blocks[-2:] = [(blocks[-2][0], self.N)]
+        return tuple(blocks)
+
+    def _blocks_on(self, device):
+        """The blocks of sites for a device: _blocks, or larger ones on CUDA."""
+        if device.type != "cuda":
+            return self._blocks
+        if self._cuda_blocks is None:
+            self._cuda_blocks = self._site_blocks(self.PAIRS_PER_BLOCK_CUDA)
+        return self._cuda_blocks
+
     def _tensors(self):
         """What the block and site functions read, as whole tensors: the couplings J [N, N],
         the mask l > i [N, N], the residual weight and bias [N] and the hidden-layer
@@ -526,36 +641,69 @@ class General1RSB(torch.nn.Module):
         pairs = hidden.narrow(2, first, count).narrow(3, later_first, later_count)
         return pairs.unsqueeze(-1).unbind(0)
 
-    def _log_rho(self, phi, hidden, weight, through_sigmoid):
-        """log rho^{+-} [2, ..., B] = sum_l a0 g(phi_{i,l}) (docs/physics.md section 4) from the
-        fields phi [..., L, B] of some pairs (i, l), their parameters ``hidden`` (from
-        _hidden) and the output weight [2, ..., L, 1]: a0, masked to the pairs l > i;
-        ``through_sigmoid`` from _tensors."""
-        compiling = _compiling()
-        plain = compiling or not torch.is_grad_enabled()  # compiled: the plain forms, fused
-        sigmoid = through_sigmoid and not compiling  # eager: as _tensors found
-        z = phi.unsqueeze(0)  # [1, ..., L, B]
-        a, b = hidden[0], hidden[1]
-        if plain:
-            z = _layer(z, a, b, sigmoid)
-        else:  # eager with autograd: a backward pass that keeps only z and the output
-            z = _Layer.apply(z, a, b, through_sigmoid)
-        a, b = hidden[2], hidden[3]
-        if plain:
-            z = _layer(z, a, b, sigmoid, overwrite=True)
-        else:  # eager with autograd: a backward pass that keeps only z and the output
-            z = _Layer.apply(z, a, b, through_sigmoid)
-        if compiling:  # one reduction fused with the layers
-            a = weight
-            return (a * z).sum(-2)
-        # the output a0 z summed over l: one matrix-vector product per site
-        return (weight.transpose(-1, -2) @ z).squeeze(-2)
+    def _block(self, field, spins, first, end, parameters):
+        """A block of sites [first, end) cut out of whole tensors (c = end - first sites,
+        L = N - first later sites l >= first): the fields phi_{i,l} [c, L, B] (_block_fields)
+        from the carried field [N, B] (_walk_blocks) and the spins [N, B], the mask l > i
+        [c, L, 1], the residual weight and bias [c, 1] and the pairs' hidden-layer
+        parameters (_hidden); ``parameters`` from _tensors."""
+        couplings, later, weight, bias, hidden, _ = parameters
+        count, width = end - first, field.shape[0] - first
+        phi = self._block_fields(
+            field.narrow(0, first, width),
+            spins.narrow(0, first, count),
+            couplings.narrow(0, first, count).narrow(1, first, width),
+        )
+        return (
+            phi,
+            later.narrow(0, first, count).narrow(1, first, width).unsqueeze(-1),
+            weight.narrow(0, first, count).unsqueeze(-1),
+            bias.narrow(0, first, count).unsqueeze(-1),
+            self._hidden(hidden, first, count, first, width),
+        )
 
-    def _logit(self, phi_site, w, c, log_rho):
-        """The logit of P(x_i = +1 | x_<i): the residual (printed) in phi_{i,i} and the
-        site's weight and bias, plus log rho^+ - log rho^- (log_rho [2, ...] from _log_rho)."""
-        residual = c + phi_site * w
-        return residual + log_rho[0] - log_rho[1]
+    def _walk_blocks(self, spins):
+        """(first, end, field [N, B]) for each block of sites, where field holds phi_{first,l}
+        for l >= first, carried from block to block by one matrix product: phi_{end,l} =
+        phi_{first,l} + sum_{first <= s < end} J_{s,l} x_s. spins: [N, B], contiguous. Each
+        block must be done with its field before the next is asked for: without autograd the
+        field is updated in place."""
+        # phi_{0,l}: a new tensor, updated in place below (with one sample, expand and
+        # contiguous would give a view of h itself)
+        field = self.h[:, None].repeat(1, spins.shape[1])
+        in_place = not torch.is_grad_enabled()
+        for first, end in self._blocks_on(spins.device):
+            yield first, end, field
+            if in_place:  # only the later sites' fields change: O(B (N - end) (end - first))
+                field[end:].addmm_(self.J[first:end, end:].T, spins[first:end])
+            else:  # autograd may keep the block's fields (a view of field, for one site)
+                field = field + self.J[first:end].T @ spins[first:end]
+
+    def _block_fields(self, field, spins, couplings):
+        """phi_{i,l} [c, L, B] of a block of sites [first, first + c) from field [L, B] =
+        phi_{first,l}, the block's spins [c, B] and couplings [c, L] = J_{i,l}, l >= first."""
+        count = spins.shape[0]
+        if count == 1:  # a block of one site: its fields are the carried field
+            return field.unsqueeze(0)
+        # the sum of J_{s,l} x_s over the block's sites s < i, as one batched matrix product
+        # over i of [s < i] J_{s,l} [L, c] and the spins [c, B]: no [c, L, B] temporary of
+        # the terms, and no cumulative sum, which inductor leaves to an unfused library call
+        earlier = torch.ones(count, count, dtype=field.dtype, device=field.device).tril(-1)
+        weights = earlier.unsqueeze(1) * couplings.T  # [c, L, c]: [s < i] J_{s,l}
+        return field + torch.bmm(weights, spins.expand(count, -1, -1))  # [c, L, B]
+
+    @staticmethod
+    def _site_fields(phi):
+        """phi_{i,i} [c, B] of a block's sites from its fields phi [c, L, B] (L >= c: the
+        block's own sites come first among l >= first)."""
+        return phi.narrow(1, 0, phi.shape[0]).diagonal(dim1=0, dim2=1).T
+
+    def _block_logits(self, field, spins, first, end, parameters):
+        """Logits [c, B] of a block of sites [first, end) (arguments as in _block)."""
+        phi, later, w, c, hidden = self._block(field, spins, first, end, parameters)
+        log_rho = self._log_rho(phi, hidden, hidden[-1] * later, parameters[-1])  # [2, c, B]
+        phi_site = self._site_fields(phi)  # [c, B] phi_{i,i}
+        return self._logit(phi_site, w, c, log_rho)
 
     def enable_compile(self, **options):
         """Run forward, the sampling step and the fused gradient pass through torch.compile
@@ -617,93 +765,6 @@ class General1RSB(torch.nn.Module):
             return eager(*args)
         finally:
             setattr(config, self._limit_name, limit)
-
-    def forward(self, x, *, validate=True):
-        """Logits [B, N] of every conditional (blocks compiled after enable_compile())."""
-        if validate:
-            _check_spins(x, self.N)
-        return self._forward(x)
-
-    def _block(self, field, spins, first, end, parameters):
-        """A block of sites [first, end) cut out of whole tensors (c = end - first sites,
-        L = N - first later sites l >= first): the fields phi_{i,l} [c, L, B] (_block_fields)
-        from the carried field [N, B] (_walk_blocks) and the spins [N, B], the mask l > i
-        [c, L, 1], the residual weight and bias [c, 1] and the pairs' hidden-layer
-        parameters (_hidden); ``parameters`` from _tensors."""
-        couplings, later, weight, bias, hidden, _ = parameters
-        count, width = end - first, field.shape[0] - first
-        phi = self._block_fields(
-            field.narrow(0, first, width),
-            spins.narrow(0, first, count),
-            couplings.narrow(0, first, count).narrow(1, first, width),
-        )
-        return (
-            phi,
-            later.narrow(0, first, count).narrow(1, first, width).unsqueeze(-1),
-            weight.narrow(0, first, count).unsqueeze(-1),
-            bias.narrow(0, first, count).unsqueeze(-1),
-            self._hidden(hidden, first, count, first, width),
-        )
-
-    def _forward(self, x):
-        """Logits [B, N] of every conditional, in one pass over a few blocks of sites.
-
-        For a block of sites [first, end) the fields phi_{i,l} = h_l + sum_{s<i} J_{s,l} x_s,
-        l >= first, are the field at the block's first site (carried from block to block,
-        one matrix product each) plus an exclusive cumulative sum inside the block; the
-        hidden layers act on all of them at once and the pairs l <= i are masked out of the
-        sum over l. Blocks are held batch-last, [c, L, B], like the fields in sample.
-        """
-        spins = x.to(self._dtype()).T.contiguous()  # [N, B]
-        parameters = self._tensors()
-        logits = [
-            self._call("block", self._block_logits, field, spins, first, end, parameters)
-            for first, end, field in self._walk_blocks(spins)
-        ]
-        return torch.cat(logits).T
-
-    def _walk_blocks(self, spins):
-        """(first, end, field [N, B]) for each block of sites, where field holds phi_{first,l}
-        for l >= first, carried from block to block by one matrix product: phi_{end,l} =
-        phi_{first,l} + sum_{first <= s < end} J_{s,l} x_s. spins: [N, B], contiguous. Each
-        block must be done with its field before the next is asked for: without autograd the
-        field is updated in place."""
-        # phi_{0,l}: a new tensor, updated in place below (with one sample, expand and
-        # contiguous would give a view of h itself)
-        field = self.h[:, None].repeat(1, spins.shape[1])
-        in_place = not torch.is_grad_enabled()
-        for first, end in self._blocks_on(spins.device):
-            yield first, end, field
-            if in_place:  # only the later sites' fields change: O(B (N - end) (end - first))
-                field[end:].addmm_(self.J[first:end, end:].T, spins[first:end])
-            else:  # autograd may keep the block's fields (a view of field, for one site)
-                field = field + self.J[first:end].T @ spins[first:end]
-
-    def _block_fields(self, field, spins, couplings):
-        """phi_{i,l} [c, L, B] of a block of sites [first, first + c) from field [L, B] =
-        phi_{first,l}, the block's spins [c, B] and couplings [c, L] = J_{i,l}, l >= first."""
-        count = spins.shape[0]
-        if count == 1:  # a block of one site: its fields are the carried field
-            return field.unsqueeze(0)
-        # the sum of J_{s,l} x_s over the block's sites s < i, as one batched matrix product
-        # over i of [s < i] J_{s,l} [L, c] and the spins [c, B]: no [c, L, B] temporary of
-        # the terms, and no cumulative sum, which inductor leaves to an unfused library call
-        earlier = torch.ones(count, count, dtype=field.dtype, device=field.device).tril(-1)
-        weights = earlier.unsqueeze(1) * couplings.T  # [c, L, c]: [s < i] J_{s,l}
-        return field + torch.bmm(weights, spins.expand(count, -1, -1))  # [c, L, B]
-
-    @staticmethod
-    def _site_fields(phi):
-        """phi_{i,i} [c, B] of a block's sites from its fields phi [c, L, B] (L >= c: the
-        block's own sites come first among l >= first)."""
-        return phi.narrow(1, 0, phi.shape[0]).diagonal(dim1=0, dim2=1).T
-
-    def _block_logits(self, field, spins, first, end, parameters):
-        """Logits [c, B] of a block of sites [first, end) (arguments as in _block)."""
-        phi, later, w, c, hidden = self._block(field, spins, first, end, parameters)
-        log_rho = self._log_rho(phi, hidden, hidden[-1] * later, parameters[-1])  # [2, c, B]
-        phi_site = self._site_fields(phi)  # [c, B] phi_{i,i}
-        return self._logit(phi_site, w, c, log_rho)
 
     def _trained(self):
         """The parameters _log_prob_grads differentiates, in its order: the hidden layers
@@ -837,67 +898,6 @@ class General1RSB(torch.nn.Module):
             for index, grad in enumerate(block_grads[-2:]):  # [c, B]
                 rows[:, first:end, index - 2] = grad.T
         return rows
-
-    def sample(self, batch_size, generator=None):
-        """x [B, N] by ancestral sampling (see _sample)."""
-        batch_size = _check_batch_size(batch_size)
-        return self._sample(batch_size, generator)[0]
-
-    def sample_with_log_prob(self, batch_size, generator=None):
-        """(x [B, N], log Q(x) [B]) from one sampling pass: log Q comes from the logits
-        computed while drawing x, so a training step needs no second forward pass; with
-        autograd on, its backward pass is the fused gradient pass _log_prob_grads. With a
-        learnable first layer (learn_couplings) it is sample() followed by log_prob()."""
-        batch_size = _check_batch_size(batch_size)
-        x, logits = self._sample(batch_size, generator)
-        if self._first_layer_learns():
-            return x, self.log_prob(x, validate=False)
-        return x, _FusedLogProb.apply(self, x, logits, *self._trained())
-
-    @torch.no_grad()
-    def _sample(self, batch_size, generator=None):
-        """(x [B, N], logits [B, N]) by ancestral sampling (_draw). The uniforms of all the
-        sites are drawn at once (on the CPU the same numbers as one draw per site); on CUDA
-        the N steps are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is
-        False."""
-        device, dtype = self.J.device, self._dtype()
-        uniforms = torch.rand(self.N, batch_size, generator=generator, device=device, dtype=dtype)
-        if device.type == "cuda" and self.CUDA_GRAPHS:
-            x, logits = self._replay_draw(uniforms)
-        else:
-            x, logits = self._draw(uniforms)
-        # copies, never views: the graph's outputs are overwritten by its next replay
-        contiguous = torch.contiguous_format
-        return x.T.clone(memory_format=contiguous), logits.T.clone(memory_format=contiguous)
-
-    def _draw(self, uniforms):
-        """(x [N, B], logits [N, B]), site-major, from uniforms [N, B]: x_i = +1 where
-        u_i < sigmoid(logit_i). The fields phi_{i,l} are updated incrementally,
-        phi_{i+1,l} = phi_{i,l} + J_{i,l} x_i, so step i costs O(B (N - i)); they are held
-        site-major, [N, B], so that those of the later sites are one contiguous block."""
-        N, batch_size = uniforms.shape
-        x, logits = torch.empty_like(uniforms), torch.empty_like(uniforms)
-        phi = self.h[:, None].repeat(1, batch_size)  # [N, B] phi_{i,l}, l >= i: a new tensor
-        parameters = self._tensors()
-        for i in range(N):
-            spin, logit = self._call("sample_step", self._sample_step, phi, uniforms, i, parameters)
-            x[i], logits[i] = spin, logit
-            phi[i + 1 :].addcmul_(self.J[i, i + 1 :, None], spin)  # [n, B] += J_{i,l} x_i
-        return x, logits
-
-    def _sample_step(self, phi, uniforms, site, parameters):
-        """(x_i [B], logit [B]) of site i = ``site`` from the fields phi [N, B] (phi_{i,l} in
-        the rows l >= i) and the uniforms [N, B], the whole tensors (``parameters`` from
-        _tensors): site i is a block of one site whose n = N - i - 1 pairs are l > i."""
-        _, _, weight, bias, hidden, through_sigmoid = parameters
-        later = phi.shape[0] - site - 1  # n
-        hidden = hidden.select(2, site).narrow(2, site + 1, later).unsqueeze(-1).unbind(0)
-        phi_later = phi.narrow(0, site + 1, later)  # [n, B]
-        log_rho = self._log_rho(phi_later, hidden, hidden[-1], through_sigmoid)  # [2, B]
-        w, c = weight.select(0, site), bias.select(0, site)
-        logit = self._logit(phi.select(0, site), w, c, log_rho)  # [B]
-        uniform = uniforms.select(0, site)
-        return torch.where(uniform < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype), logit
 
     def _replay_draw(self, uniforms):
         """_draw(uniforms) on CUDA through a CUDA graph: its N steps (about a dozen small

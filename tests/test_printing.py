@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +13,7 @@ import sympy as sp
 import torch
 from sympy.codegen.cfunctions import log1p
 
-from arnn_gen.codegen.printing import PrintedBlock, TorchPrinter, torch_block, torch_code
+from arnn_gen.codegen.printing import TorchPrinter, torch_code
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid, to_elementary
 
@@ -212,93 +209,6 @@ def test_arithmetic_works_on_python_floats():
     assert got == pytest.approx(float(expr.subs({a: 0.75, b: 1.25})), rel=1e-14)
 
 
-# -- cse blocks ----------------------------------------------------------------------------
-
-BLOCK = [
-    sigmoid(a * b + sp.exp(a)),
-    logsigmoid(a * b + sp.exp(a)) * sp.exp(a),
-    sp.pi * sp.exp(a) + sp.log(sp.binomial(n, k)) * sigmoid(a * b + sp.exp(a)),
-]
-
-
-def _execute(block: PrintedBlock, namespace: dict) -> list:
-    exec("\n".join(block.lines()), namespace)
-    return [eval(code, namespace) for code in block.results]
-
-
-def test_block_temporaries_and_results():
-    block = torch_block(BLOCK)
-    names = [name for name, _ in block.assignments]
-    assert names == [f"r{i}" for i in range(len(names))]
-    assert len(names) >= 2
-    assert block.assignments[0] == ("r0", "torch.exp(a)")
-    assert block.imports == ("math", "torch")
-    assert len(block.results) == len(BLOCK)
-
-    values = _values()
-    tensors = {s.name: torch.from_numpy(values[s]) for s in (a, b, n, k)}
-    got = _execute(block, {"torch": torch, "math": math, **tensors})
-    for expr, result in zip(BLOCK, got, strict=True):
-        direct = eval(torch_code(expr), {"torch": torch, "math": math, **tensors})
-        torch.testing.assert_close(result, direct, rtol=1e-13, atol=0)
-
-
-def test_block_result_names_and_indent():
-    block = torch_block(BLOCK[:2], result_names=["p_plus", "log_p"])
-    lines = block.lines("    ")
-    assert lines[0] == "    r0 = torch.exp(a)"
-    assert lines[-2].startswith("    p_plus = torch.sigmoid(")
-    assert lines[-1].startswith("    log_p = ")
-    with pytest.raises(ArnnGenError, match="result names"):
-        torch_block(BLOCK[:2], result_names=["p"])
-    with pytest.raises(ArnnGenError, match="input symbols"):
-        torch_block(BLOCK[:2], result_names=["a", "q"])
-
-
-def test_block_temporaries_skip_input_names():
-    r0 = sp.Symbol("r0")
-    block = torch_block([sigmoid(r0 + a) + sigmoid(r0 + a) ** 2], result_names=["r2"])
-    assert [name for name, _ in block.assignments] == ["r1"]
-    assert block.lines() == ("r1 = torch.sigmoid(a + r0)", "r2 = r1**2 + r1")
-
-
-_HASHSEED_SCRIPT = textwrap.dedent(
-    """
-    import sympy as sp
-    from arnn_gen.symbolic.nn_functions import logsigmoid, sigmoid
-    from arnn_gen.codegen.printing import torch_block
-
-    a, b, c, n, k, beta, phi = sp.symbols("a b c n k beta phi")
-    exprs = [
-        sigmoid(2 * beta * phi + sp.log(a) - sp.log(b)) * sp.exp(c * phi + a * b),
-        logsigmoid(2 * beta * phi + sp.log(a) - sp.log(b)) + sp.log(sp.binomial(n, k)),
-        (sp.exp(c * phi + a * b) + k * c) ** 2 / (1 + sp.exp(c * phi + a * b)),
-    ]
-    block = torch_block(exprs, symbol_names={beta: "self.beta"}, result_names=["x", "y", "z"])
-    print("\\n".join(block.lines()))
-    print(block.imports)
-    """
-)
-
-
-def test_block_is_independent_of_hash_seed():
-    outputs = []
-    for seed in ("0", "1", "4242"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        run = subprocess.run(
-            [sys.executable, "-c", _HASHSEED_SCRIPT],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        outputs.append(run.stdout)
-    assert outputs[0] == outputs[1] == outputs[2]
-    assert "r0 = " in outputs[0]
-
-
 # -- strictness ----------------------------------------------------------------------------
 
 UNSUPPORTED = [
@@ -327,8 +237,6 @@ UNSUPPORTED = [
 def test_strict_errors(expr, message):
     with pytest.raises(ArnnGenError, match=message):
         torch_code(expr)
-    with pytest.raises(ArnnGenError, match=message):
-        torch_block([a + 1, expr])
 
 
 def test_error_is_a_value_error_with_one_line():

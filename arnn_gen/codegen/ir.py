@@ -35,7 +35,7 @@ __all__ = [
     "class_name",
 ]
 
-ROLES = ("fixed", "shared", "trainable")
+ROLES = ("fixed", "trainable")
 DTYPES = ("float32", "float64")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -63,7 +63,7 @@ class ParamSpec:
     """One parameter group of the emitted module.
 
     role: "fixed" (analytic in beta and the couplings, a buffer recomputed when beta
-    changes), "shared" (the first layer: couplings and fields), "trainable" (nn.Parameter).
+    changes) or "trainable" (nn.Parameter).
     shape: dimension names, e.g. ("sign", "pair") or ("site",).
     initial: SymPy expression of the (initial) value, in the symbols of
     :data:`~arnn_gen.symbolic.simplify.RSYM` and :data:`~arnn_gen.symbolic.derive.SYMBOLS`.

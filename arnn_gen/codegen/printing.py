@@ -1,9 +1,8 @@
 """Strict SymPy -> torch printer: the formulas of the emitted modules as Python source.
 
 Input: SymPy expressions built from the derivation and the reduced forms (DESIGN.md stage
-5). Output: Python expression strings over ``torch`` and ``math`` (:func:`torch_code`), or a
-block of common-subexpression temporaries ``r0, r1, ...`` followed by one result per input
-expression (:func:`torch_block`). Templates paste these strings into the generated modules.
+5). Output: Python expression strings over ``torch`` and ``math`` (:func:`torch_code`).
+Templates paste these strings into the generated modules.
 
 Note [Strict printing]
     Dispatch follows SymPy's ``_print_<Class>`` convention along the expression type's MRO,
@@ -62,8 +61,7 @@ import ast
 import keyword
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
@@ -74,7 +72,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from arnn_gen.errors import ArnnGenError
 
-__all__ = ["TorchPrinter", "PrintedBlock", "torch_code", "torch_block"]
+__all__ = ["TorchPrinter", "torch_code"]
 
 # Names the emitted code needs for itself; a symbol printed under one of them would shadow it.
 _RESERVED_NAMES = frozenset({"torch", "math"})
@@ -622,87 +620,3 @@ def torch_code(
         symbol_names=symbol_names, fused_multiply_add=fused_multiply_add, in_place=in_place
     )
     return printer.doprint(expr)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PrintedBlock:
-    """Printed formulas after common-subexpression elimination.
-
-    ``assignments`` are the temporaries ``((name, code), ...)`` in evaluation order
-    (``r0, r1, ...``); ``results`` holds one code string per input expression, in terms of
-    the temporaries; ``imports`` the sorted top-level modules the code needs;
-    ``result_names`` (possibly empty) the variables :meth:`lines` assigns the results to.
-    """
-
-    assignments: tuple[tuple[str, str], ...]
-    results: tuple[str, ...]
-    imports: tuple[str, ...]
-    result_names: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.result_names and len(self.result_names) != len(self.results):
-            raise ArnnGenError(
-                f"torch printer: {len(self.result_names)} result names for "
-                f"{len(self.results)} results"
-            )
-
-    def lines(self, indent: str = "") -> tuple[str, ...]:
-        """``"r0 = ..."`` lines, then ``"name = result"`` lines when results are named."""
-        lines = [f"{indent}{name} = {code}" for name, code in self.assignments]
-        if self.result_names:
-            lines += [
-                f"{indent}{name} = {code}"
-                for name, code in zip(self.result_names, self.results, strict=True)
-            ]
-        return tuple(lines)
-
-
-def torch_block(
-    exprs: Sequence[sp.Expr],
-    *,
-    symbol_names: Mapping[sp.Basic, str] | None = None,
-    result_names: Sequence[str] | None = None,
-) -> PrintedBlock:
-    """Print ``exprs`` after ``sympy.cse``, with deterministic temporaries ``r0, r1, ...``.
-
-    Temporaries skip the names of symbols in ``exprs`` and of ``result_names``, so the
-    block never shadows its own inputs. Every expression is checked by the strict printer
-    before cse rearranges it, so an unsupported node is reported as it was written.
-    """
-    if isinstance(exprs, (str, sp.Basic)):
-        raise ArnnGenError("torch printer: torch_block takes a sequence of expressions")
-    exprs = [_sympify(expr) for expr in exprs]
-    names = tuple(result_names) if result_names is not None else ()
-    if result_names is not None:
-        if len(names) != len(exprs):
-            raise ArnnGenError(
-                f"torch printer: {len(names)} result names for {len(exprs)} expressions"
-            )
-        for name in names:
-            if not isinstance(name, str) or not _is_identifier(name):
-                raise ArnnGenError(f"torch printer: result name {name!r} is not a Python name")
-        if len(set(names)) != len(names):
-            raise ArnnGenError(f"torch printer: repeated result names {names}")
-    checker = TorchPrinter(symbol_names=symbol_names)
-    for expr in exprs:
-        checker.doprint(expr)
-    input_names = sorted(
-        {s.name for expr in exprs for s in expr.free_symbols if isinstance(s, sp.Symbol)}
-    )
-    clashes = sorted(set(names) & set(input_names))
-    if clashes:
-        raise ArnnGenError(f"torch printer: result names {clashes} are also input symbols")
-    taken = set(input_names) | set(names)
-    temporaries = (s for s in sp.numbered_symbols("r") if s.name not in taken)
-    replacements, reduced = sp.cse(
-        exprs, symbols=temporaries, optimizations=None, order="canonical"
-    )
-    printer = TorchPrinter(symbol_names=symbol_names)
-    assignments = tuple((symbol.name, printer.doprint(value)) for symbol, value in replacements)
-    results = tuple(printer.doprint(expr) for expr in reduced)
-    return PrintedBlock(
-        assignments=assignments,
-        results=results,
-        imports=tuple(sorted(printer.imports)),
-        result_names=names,
-    )
