@@ -169,7 +169,12 @@ def test_replica_paramagnetic_start_is_exact_without_later_couplings(generic):
                 for sign in (1, -1):
                     total = 0.0
                     for l in range(site + 1, N):
-                        at = {S.beta: beta, R.sign: sign, R.coupling: J[site, l]}
+                        at = {
+                            S.beta: beta,
+                            R.sign: sign,
+                            R.coupling: J[site, l],
+                            **dict(reduction.constants),
+                        }
                         value = phi[l]
                         for r in range(k + 1, 0, -1):
                             a = float(initial[f"a{r}"].subs(at))

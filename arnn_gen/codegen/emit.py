@@ -73,7 +73,11 @@ def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
 def render_module(ir: ArchitectureIR) -> str:
     """The module's source text (compiled once as a check before it is returned)."""
     template = _environment().get_template(ir.template)
-    source = template.render(ir=ir, printed=print_formulas(ir), ir_signature=ir.signature())
+    names = dict(ir.symbol_names)
+    constants = [(name, torch_code(value, symbol_names=names)) for name, value in ir.constants]
+    source = template.render(
+        ir=ir, printed=print_formulas(ir), constants=constants, ir_signature=ir.signature()
+    )
     try:
         compile(source, f"{ir.name}.py", "exec")
     except SyntaxError as error:  # a template bug, not user input

@@ -171,6 +171,7 @@ class ArchitectureIR:
     fused_multiply_add: tuple[str, ...]  # formulas printed with torch.addcmul
     in_place: tuple[tuple[str, str, tuple[sp.Symbol, ...]], ...]  # in-place printed forms
     beta_scaled: tuple[str, ...]  # trainable parameters that are beta times a beta-free value
+    constants: tuple[tuple[str, sp.Expr], ...]  # module-level named numbers of the formulas
     conditional_latex: tuple[str, ...]
     reduced_latex: tuple[str, ...]
     command: str  # the arnn-gen emit command that remakes the module
@@ -199,6 +200,7 @@ class ArchitectureIR:
             "fused_multiply_add",
             "in_place",
             "beta_scaled",
+            "constants",
             "conditional_latex",
             "reduced_latex",
             "notes",
@@ -228,6 +230,8 @@ class ArchitectureIR:
                 value = [p.to_dict() for p in value]
             elif f.name == "formulas":
                 value = [[name, _srepr(expr)] for name, expr in value]
+            elif f.name == "constants":
+                value = [[name, _srepr(number)] for name, number in value]
             elif f.name == "symbol_names":
                 value = [[_srepr(symbol), printed] for symbol, printed in value]
             elif f.name == "in_place":
@@ -245,6 +249,7 @@ class ArchitectureIR:
         values["provenance"] = Provenance.from_dict(values["provenance"])
         values["parameters"] = tuple(ParamSpec.from_dict(p) for p in values["parameters"])
         values["formulas"] = tuple((name, _parse(text)) for name, text in values["formulas"])
+        values["constants"] = tuple((name, _parse(text)) for name, text in values["constants"])
         values["symbol_names"] = tuple(
             (_parse(text), printed) for text, printed in values["symbol_names"]
         )

@@ -40,6 +40,7 @@ __all__ = [
     "replica_form",
     "h2arnn_form",
     "LINEAR_REGIME_OFFSET",
+    "OFFSET",
 ]
 
 
@@ -50,6 +51,8 @@ __all__ = [
 #: optimizer step on the outer weights by c: with Adam at lr 1e-2, c = 12 made SK_2RSB diverge
 #: from its start within 20 steps (relative error 0.4 at N = 12), c = 6 trains like SK_1RSB.
 LINEAR_REGIME_OFFSET = 6
+#: The symbol of that offset in the reduced forms (its value rides in Reduction.constants).
+OFFSET = sp.Symbol("c_lin", positive=True)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class Reduction:
     parameters: tuple[Parameter, ...]
     definitions: tuple[tuple[sp.Expr, sp.Expr], ...]  # (symbol, expression) to display
     display_logit: sp.Expr | None = None  # compact logit for display (default: logit)
+    constants: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()  # named numbers of the form
 
     def sympy(self) -> sp.Expr:
         """P(x_i = +1 | x_<i) in the reduced form."""
@@ -356,7 +360,7 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
 
     parameters = layer(0, sp.Integer(-1), None)
     for r in range(1, k + 1):
-        parameters += layer(r, sp.Integer(1), sp.Integer(-LINEAR_REGIME_OFFSET))
+        parameters += layer(r, sp.Integer(1), -OFFSET)
     parameters += layer(k + 1, 2 * S.beta, 2 * S.beta * sign * R.coupling)
     parameters += (
         Parameter(
@@ -382,7 +386,10 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
     )
     variant = "rs" if k == 0 else "krsb"
     display = residual + _LOG_RHO
-    return Reduction(system, variant, k, d, log_rho, logit, parameters, definitions, display)
+    constants = ((OFFSET, sp.Integer(LINEAR_REGIME_OFFSET)),) if k > 0 else ()
+    return Reduction(
+        system, variant, k, d, log_rho, logit, parameters, definitions, display, constants
+    )
 
 
 def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general") -> Reduction:

@@ -99,6 +99,7 @@ def build_ir(
         fused_multiply_add=family.fused_multiply_add,
         in_place=family.in_place,
         beta_scaled=beta_scaled(parameters),
+        constants=tuple((SYMBOL_NAMES[symbol], value) for symbol, value in reduction.constants),
         conditional_latex=reduction.derivation.latex_lines(),
         reduced_latex=reduction.latex_lines(),
         command=command,
