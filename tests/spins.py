@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+from internals import member
 
 
 def all_configurations(N: int) -> torch.Tensor:  # noqa: N803
@@ -35,5 +36,5 @@ def assert_sampled_law(model, x: torch.Tensor) -> None:
 def log_prob_through_forward(model, x: torch.Tensor) -> torch.Tensor:
     """log Q(x) [B] with autograd through forward: the reference for the replica modules'
     fused gradient pass, which their log_prob and sample_with_log_prob take."""
-    x = x.to(model._dtype())
+    x = x.to(member(model, "dtype")())
     return torch.nn.functional.logsigmoid(x * model(x)).sum(-1)

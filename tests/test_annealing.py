@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from internals import member
 
 from arnn_gen.learn.train import TrainConfig, follow_beta, train
 
@@ -123,7 +124,7 @@ def test_site_log_prob_grads_are_the_per_sample_gradients(emitted, k, N, dtype):
     model = module.Model(beta=0.9, dtype=dtype, init="random")
     x = model.sample(6, generator=torch.Generator().manual_seed(1))
     rows = model.site_log_prob_grads(x)  # [B, N, P]
-    trained = model._trained()
+    trained = member(model, "trained")()
     hidden, residual = trained[:-2], trained[-2:]
     assert rows.shape == (6, N, 2 * N * len(hidden) + 2) and rows.dtype == dtype
     tolerance = 1e-10 if dtype == torch.float64 else 1e-4

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from internals import member, set_member
 from spins import all_configurations, assert_sampled_law, log_prob_through_forward
 
 from arnn_gen import systems
@@ -49,8 +50,8 @@ def test_forward_equals_sampler_logits_with_small_blocks(emitted):
     x = model.sample(64, generator=torch.Generator().manual_seed(3))
     single = model(x)
     model.PAIRS_PER_BLOCK = 7
-    model._blocks = model._site_blocks()
-    assert len(model._blocks) > 10
+    set_member(model, "blocks", member(model, "site_blocks")())
+    assert len(member(model, "blocks")) > 10
     assert torch.allclose(model(x), single, rtol=0, atol=1e-12)
 
 
@@ -59,14 +60,14 @@ def test_cuda_blocks_partition_the_sites(emitted):
     logits (computed here on the CPU with those blocks)."""
     module = emitted("sk", variant="krsb", k=1, N=300, seed=0)
     model = module.Model(dtype=torch.float64, init="random")
-    cuda_blocks = model._blocks_on(torch.device("cuda"))
-    for blocks in (model._blocks, cuda_blocks):
+    cuda_blocks = member(model, "blocks_on")(torch.device("cuda"))
+    for blocks in (member(model, "blocks"), cuda_blocks):
         assert blocks[0][0] == 0 and blocks[-1][1] == 300
         assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(blocks, blocks[1:], strict=False))
-    assert 1 < len(cuda_blocks) < len(model._blocks) / 10
+    assert 1 < len(cuda_blocks) < len(member(model, "blocks")) / 10
     x = model.sample(8, generator=torch.Generator().manual_seed(0))
     logits = model(x)
-    model._blocks = cuda_blocks
+    set_member(model, "blocks", cuda_blocks)
     assert torch.allclose(model(x), logits, rtol=0, atol=1e-10)
 
 
@@ -80,7 +81,7 @@ def test_sample_with_log_prob_and_its_fused_gradient(emitted, system, variant, k
     torch.manual_seed(4)
     model = module.Model(dtype=torch.float64, init="random")
     model.PAIRS_PER_BLOCK = 11  # several blocks, several sites in some of them
-    model._blocks = model._site_blocks()
+    set_member(model, "blocks", member(model, "site_blocks")())
     x, log_q = model.sample_with_log_prob(128, generator=torch.Generator().manual_seed(5))
     assert torch.allclose(log_q, model.log_prob(x), rtol=0, atol=1e-12)
     assert torch.equal(x, model.sample(128, generator=torch.Generator().manual_seed(5)))
@@ -117,18 +118,18 @@ def test_eager_layers_through_the_sigmoid_equal_logsigmoid(emitted, monkeypatch,
     torch.manual_seed(4)
     model = module.Model(dtype=torch.float64, init="random")
     model.PAIRS_PER_BLOCK = 9  # several blocks, several sites in some of them
-    model._blocks = model._site_blocks()
-    assert model._through_sigmoid()
+    set_member(model, "blocks", member(model, "site_blocks")())
+    assert member(model, "through_sigmoid")()
     weights = torch.linspace(-1.0, 1.0, 256, dtype=torch.float64)
 
     def run():
         x, log_q = model.sample_with_log_prob(256, generator=torch.Generator().manual_seed(5))
         model.zero_grad()
         (weights * log_q).sum().backward()
-        fused = [p.grad.clone() for p in model._trained()]
+        fused = [p.grad.clone() for p in member(model, "trained")()]
         model.zero_grad()
         (weights * log_prob_through_forward(model, x)).sum().backward()  # through _Layer
-        autograd = [p.grad.clone() for p in model._trained()]
+        autograd = [p.grad.clone() for p in member(model, "trained")()]
         with torch.no_grad():
             logits = model(x)
         return x, [log_q.detach(), logits, *fused, *autograd]
@@ -152,7 +153,7 @@ def _lowest_layer_input(model, x):
     terms = x.double()[:, :, None] * J  # [B, s, l]
     phi = h + torch.cumsum(terms, 1) - terms  # [B, i, l]: sum over s < i
     z, lowest = phi[:, None], math.inf  # [B, 1, i, l]
-    hidden = [p.double() for p in model._trained()[:-3]]
+    hidden = [p.double() for p in member(model, "trained")()[:-3]]
     for a, b in zip(hidden[0::2], hidden[1::2], strict=True):
         u = b + a * z  # [B, 2, i, l]
         lowest = min(lowest, u.min().item())
@@ -169,12 +170,12 @@ def test_through_sigmoid_only_where_no_layer_input_can_underflow(emitted, scale)
     model = module.Model(dtype=torch.float32)
     generator = torch.Generator().manual_seed(int(scale * 10))
     with torch.no_grad():
-        for parameter in model._trained():
+        for parameter in member(model, "trained")():
             parameter.normal_(0.0, scale, generator=generator)
     lowest = _lowest_layer_input(model, all_configurations(9))
     limit = math.log(torch.finfo(torch.float32).tiny)
     # sound, and at these scales not loose either: off only where some input does underflow
-    assert model._through_sigmoid() == (lowest >= limit)
+    assert member(model, "through_sigmoid")() == (lowest >= limit)
 
 
 def test_through_sigmoid_bound_is_reached(emitted):
@@ -191,7 +192,7 @@ def test_through_sigmoid_bound_is_reached(emitted):
         with torch.no_grad():
             model.a3[0, i, l], model.a2[0, i, l], model.a1[0, i, l] = 1.0, 0.0, 0.0
             model.b3[0, i, l] = limit + margin + model.J[:, l].abs().sum()
-        assert model._through_sigmoid() == allowed
+        assert member(model, "through_sigmoid")() == allowed
         expected = limit + margin + model.J[i:, l].abs().sum().item()
         assert _lowest_layer_input(model, spins) == pytest.approx(expected, abs=1e-4)
 
@@ -205,10 +206,10 @@ def test_underflowing_layer_input_takes_logsigmoid(emitted, monkeypatch):
     with torch.no_grad():
         model.b2[0, 2, 5] = -150.0
         model.a1[0, 2, 5] = -0.01
-    assert not model._through_sigmoid()
+    assert not member(model, "through_sigmoid")()
     x = model.sample(256, generator=torch.Generator().manual_seed(8))
     reference = copy.deepcopy(model).double()
-    assert reference._through_sigmoid()  # float64 holds sigmoid(-150)
+    assert member(reference, "through_sigmoid")()  # float64 holds sigmoid(-150)
     expected = reference.log_prob(x.double())
     assert torch.allclose(model.log_prob(x).double(), expected, rtol=1e-5, atol=1e-4)
     monkeypatch.setattr(model, "_through_sigmoid", lambda: True)
@@ -239,7 +240,7 @@ def test_log_prob_with_autograd_takes_the_fused_gradient_pass(emitted, monkeypat
     torch.manual_seed(5)
     model = module.Model(dtype=torch.float64, init="random")
     model.PAIRS_PER_BLOCK = 10  # several blocks, several sites in some of them
-    model._blocks = model._site_blocks()
+    set_member(model, "blocks", member(model, "site_blocks")())
     x = model.sample(200, generator=torch.Generator().manual_seed(6))
     weights = torch.randn(200, dtype=torch.float64)
     reference = log_prob_through_forward(model, x)
@@ -400,7 +401,7 @@ def test_cuda(emitted):
     model = module.Model(device="cuda")
     x = model.sample(8)
     assert x.is_cuda and model.log_prob(x).is_cuda
-    assert not model._through_sigmoid()  # one logsigmoid kernel per layer on CUDA
+    assert not member(model, "through_sigmoid")()  # one logsigmoid kernel per layer on CUDA
 
 
 def _cuda_pair(module, **options):
@@ -415,8 +416,8 @@ def _cuda_pair(module, **options):
 
 
 def _same_draws(first, second, batch, seed):
-    x, logits = first._sample(batch, torch.Generator("cuda").manual_seed(seed))
-    y, expected = second._sample(batch, torch.Generator("cuda").manual_seed(seed))
+    x, logits = member(first, "sample")(batch, torch.Generator("cuda").manual_seed(seed))
+    y, expected = member(second, "sample")(batch, torch.Generator("cuda").manual_seed(seed))
     assert torch.allclose(logits, expected, rtol=0, atol=1e-12)
     assert torch.equal(x, y)
 
@@ -430,25 +431,25 @@ def test_cuda_graph_sampling_replays_the_eager_steps(emitted, k):
     module = emitted("sk", variant="rs" if k == 0 else "krsb", k=k, N=40, seed=1)
     graphed, eager = _cuda_pair(module)
     _same_draws(graphed, eager, 256, 0)
-    first_graph = graphed._graph
-    assert first_graph is not None and eager._graph is None
+    first_graph = member(graphed, "graph")
+    assert first_graph is not None and member(eager, "graph") is None
     _same_draws(graphed, eager, 256, 1)
-    assert graphed._graph is first_graph  # replayed, not captured again
+    assert member(graphed, "graph") is first_graph  # replayed, not captured again
     with torch.no_grad():
         for model in (graphed, eager):
             model.a1.mul_(1.5)
             model.residual_bias.add_(0.3)
     _same_draws(graphed, eager, 256, 2)
-    assert graphed._graph is first_graph
+    assert member(graphed, "graph") is first_graph
     _same_draws(graphed, eager, 100, 3)
-    assert graphed._graph is not first_graph
+    assert member(graphed, "graph") is not first_graph
     graphed.cpu()  # moving the model drops the graph and its memory pool
-    assert graphed._graph is None
+    assert member(graphed, "graph") is None
     graphed.cuda()
     _same_draws(graphed, eager, 100, 4)
-    assert graphed._graph is not None
+    assert member(graphed, "graph") is not None
     copied = copy.deepcopy(graphed)
-    assert copied._graph is None
+    assert member(copied, "graph") is None
     _same_draws(copied, eager, 100, 5)
 
 
@@ -460,7 +461,7 @@ def test_cuda_graph_first_captured_in_inference_mode(emitted):
     with torch.inference_mode():
         _same_draws(graphed, eager, 64, 0)
     _same_draws(graphed, eager, 64, 1)
-    assert graphed._graph is not None and graphed.CUDA_GRAPHS
+    assert member(graphed, "graph") is not None and graphed.CUDA_GRAPHS
 
 
 @pytest.mark.gpu
@@ -474,7 +475,7 @@ def test_cuda_graph_capture_failure_falls_back_to_eager(emitted, monkeypatch):
     monkeypatch.setattr(graphed, "_capture_draw", fail)
     with pytest.warns(UserWarning, match="no capture here"):
         _same_draws(graphed, eager, 64, 0)
-    assert graphed.CUDA_GRAPHS is False and graphed._graph is None
+    assert graphed.CUDA_GRAPHS is False and member(graphed, "graph") is None
     _same_draws(graphed, eager, 64, 1)  # eager from now on, without a warning
 
 
@@ -526,8 +527,8 @@ def test_cuda_graph_of_compiled_sampling(emitted):
     graphed, eager = _cuda_pair(module)
     graphed.enable_compile()
     _same_draws(graphed, eager, 128, 0)
-    assert graphed._graph is not None and graphed.CUDA_GRAPHS
-    assert "sample_step" in graphed._compiled  # compiled, not fallen back to eager
+    assert member(graphed, "graph") is not None and graphed.CUDA_GRAPHS
+    assert "sample_step" in member(graphed, "compiled")  # compiled, not fallen back to eager
 
 
 @pytest.mark.gpu
@@ -539,7 +540,7 @@ def test_cuda_compiled_passes_equal_eager(emitted, k):
     sampling give the eager numbers."""
     module = emitted("sk", variant="krsb", k=k, N=200, seed=4)
     fused, eager = _cuda_pair(module)
-    blocks = fused._blocks_on(torch.device("cuda"))
+    blocks = member(fused, "blocks_on")(torch.device("cuda"))
     assert len(blocks) > 1 and max(end - first for first, end in blocks) > 1
     fused.enable_compile()
     x, weights, reference, eager_grads = _same_sampled_log_prob_and_gradient(
@@ -553,7 +554,7 @@ def test_cuda_compiled_passes_equal_eager(emitted, k):
         [p.grad for p in fused.parameters() if p.grad is not None], eager_grads, strict=True
     ):
         assert torch.allclose(got, expected, rtol=1e-9, atol=1e-10)
-    assert set(fused._compiled) == {"block", "sample_step", "grads"}  # none fell back
+    assert set(member(fused, "compiled")) == {"block", "sample_step", "grads"}  # none fell back
 
 
 def test_deepcopy(emitted):
@@ -602,7 +603,7 @@ def test_enable_compile_matches_eager(emitted, monkeypatch, through_sigmoid):
     fused.load_state_dict(eager.state_dict())
     fused.enable_compile()
     fused.EAGER_THROUGH_SIGMOID = ()  # compile forward and sampling here too
-    assert fused._through_sigmoid()
+    assert member(fused, "through_sigmoid")()
     if not through_sigmoid:
         monkeypatch.setattr(fused, "_through_sigmoid", lambda: False)
     x = eager.sample(32, generator=torch.Generator().manual_seed(1))
@@ -610,8 +611,10 @@ def test_enable_compile_matches_eager(emitted, monkeypatch, through_sigmoid):
     phi = torch.randn(9, 32, dtype=torch.float64)  # site-major, as in sample()
     uniforms = torch.rand(9, 32, dtype=torch.float64)
     for i in (0, 4, 7, 8):
-        spin, logit = eager._sample_step(phi, uniforms, i, eager._tensors())
-        got_spin, got_logit = fused._call("sample_step", None, phi, uniforms, i, eager._tensors())
+        spin, logit = member(eager, "sample_step")(phi, uniforms, i, member(eager, "tensors")())
+        got_spin, got_logit = member(fused, "call")(
+            "sample_step", None, phi, uniforms, i, member(eager, "tensors")()
+        )
         assert torch.allclose(got_logit, logit, rtol=0, atol=1e-12)
         assert torch.equal(got_spin, spin)
     log_prob_through_forward(fused, x).sum().backward()  # through the compiled forward
@@ -620,7 +623,9 @@ def test_enable_compile_matches_eager(emitted, monkeypatch, through_sigmoid):
     y = eager.log_prob(x)[:, None].expand(32, 9).detach() / 9  # any values in (-inf, 0)
     weights = torch.randn(32, dtype=torch.float64)
     grads = zip(
-        fused._log_prob_grads(x, y, weights), eager._log_prob_grads(x, y, weights), strict=True
+        member(fused, "log_prob_grads")(x, y, weights),
+        member(eager, "log_prob_grads")(x, y, weights),
+        strict=True,
     )
     for got, expected in grads:
         assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
@@ -639,9 +644,11 @@ def test_compiled_forward_and_sampling_stay_eager_through_the_sigmoid(emitted, m
     def recording(name, eager):
         return lambda *args: calls.append(name) or eager(*args)
 
-    eager = {"block": model._block_logits, "sample_step": model._sample_step}
-    eager["grads"] = model._block_grads
-    model._compiled = {name: recording(name, function) for name, function in eager.items()}
+    eager = {"block": member(model, "block_logits"), "sample_step": member(model, "sample_step")}
+    eager["grads"] = member(model, "block_grads")
+    set_member(
+        model, "compiled", {name: recording(name, function) for name, function in eager.items()}
+    )
 
     def run():
         calls.clear()
@@ -651,7 +658,7 @@ def test_compiled_forward_and_sampling_stay_eager_through_the_sigmoid(emitted, m
             model.log_prob(x)
         return set(calls)
 
-    assert model._through_sigmoid()
+    assert member(model, "through_sigmoid")()
     assert run() == {"grads"}
     model.EAGER_THROUGH_SIGMOID = ()
     assert run() == {"block", "sample_step", "grads"}
@@ -668,7 +675,7 @@ def test_compile_options_turn_off_the_coalesce_tiling_analysis(emitted):
 
     if not hasattr(torch._inductor.config.triton, "coalesce_tiling_analysis"):
         pytest.skip("this torch has no coalesce tiling analysis")
-    options = emitted("sk", variant="krsb", k=1, N=6).Model._compile_options
+    options = member(emitted("sk", variant="krsb", k=1, N=6).Model, "compile_options")
     off = {"triton.coalesce_tiling_analysis": False}
     assert options({}) == {"options": off}
     assert options({"fullgraph": True, "options": {"max_autotune": True}}) == {
@@ -721,7 +728,7 @@ def test_compiled_functions_generate_code_without_the_coalesce_analysis(emitted,
     log_prob_through_forward(model, x).sum().backward()  # forward with autograd, then backward
     with torch.no_grad():
         model.log_prob(x)
-    assert set(model._compiled) == {"block", "sample_step", "grads"}
+    assert set(member(model, "compiled")) == {"block", "sample_step", "grads"}
     assert len(seen) >= 5 and not any(seen), seen
     assert torch._inductor.config.triton.coalesce_tiling_analysis  # only for these functions
 
@@ -740,11 +747,11 @@ def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeyp
     def broken(*args):
         raise AssertionError("get_pw_red_splits")
 
-    model._compiled = dict.fromkeys(model._compiled, broken)
+    set_member(model, "compiled", dict.fromkeys(member(model, "compiled"), broken))
     generator = torch.Generator().manual_seed(0)
     with pytest.warns(UserWarning, match="torch.compile failed.*get_pw_red_splits"):
         x, log_q = model.sample_with_log_prob(16, generator=generator)
-    assert set(model._compiled) == {"block", "grads"}
+    assert set(member(model, "compiled")) == {"block", "grads"}
     weights = torch.randn(16, dtype=torch.float64)
     with pytest.warns(UserWarning, match="torch.compile failed"):
         (log_q * weights).sum().backward()
@@ -756,7 +763,7 @@ def test_failed_compiled_function_falls_back_to_the_eager_forms(emitted, monkeyp
     monkeypatch.setattr(module._Layer, "apply", lambda *args: layers.append(args) or 0.0 * args[0])
     with pytest.warns(UserWarning, match="torch.compile failed"):
         model(x)  # forward with autograd, eagerly: through _Layer
-    assert model._compiled == {} and layers
+    assert member(model, "compiled") == {} and layers
 
 
 @pytest.mark.slow
@@ -767,8 +774,8 @@ def test_compiled_functions_keep_few_graphs(emitted):
     module = emitted("sk", variant="krsb", k=1, N=40, seed=0)
     model = module.Model(dtype=torch.float64, init="random")
     model.PAIRS_PER_BLOCK = 30  # blocks of one site, of two and of several
-    model._blocks = model._site_blocks()
-    assert {end - first for first, end in model._blocks} >= {1, 2, 3}
+    set_member(model, "blocks", member(model, "site_blocks")())
+    assert {end - first for first, end in member(model, "blocks")} >= {1, 2, 3}
     model.enable_compile()
     model.EAGER_THROUGH_SIGMOID = ()  # every function compiled, on the CPU too
     warnings = []
@@ -809,7 +816,7 @@ class _FakeCudaGraphs:
 
     def __init__(self, monkeypatch, model):
         self.captures, self.capturing, self.graph = 0, False, None
-        draw = model._draw
+        draw = member(model, "draw")
 
         def recording_draw(uniforms):
             outputs = draw(uniforms)
@@ -873,8 +880,8 @@ def test_replay_draw_logic_on_the_cpu(emitted, monkeypatch):
     def check(batch, seed):
         uniforms = torch.rand(12, batch, generator=torch.Generator().manual_seed(seed),
                               dtype=torch.float64)  # fmt: skip
-        x, logits = model._replay_draw(uniforms)
-        y, expected = reference._draw(uniforms)
+        x, logits = member(model, "replay_draw")(uniforms)
+        y, expected = member(reference, "draw")(uniforms)
         assert torch.equal(x, y) and torch.allclose(logits, expected, rtol=0, atol=1e-12)
         return x
 
@@ -892,14 +899,14 @@ def test_replay_draw_logic_on_the_cpu(emitted, monkeypatch):
     check(8, 4)
     assert fakes.captures == 2
     model.double()  # _apply: the graph is dropped, captured again on the next call
-    assert model._graph is None
+    assert member(model, "graph") is None
     check(8, 5)
     assert fakes.captures == 3
 
     def fail(uniforms):
         raise RuntimeError("no capture here")
 
-    model._graph = None
+    set_member(model, "graph", None)
     monkeypatch.setattr(model, "_capture_draw", fail)
     with pytest.warns(UserWarning, match="no capture here"):
         check(8, 6)

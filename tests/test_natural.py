@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from internals import member
 from spins import all_configurations
 
 from arnn_gen.errors import ArnnGenError
@@ -47,7 +48,7 @@ def test_direction_solves_each_sites_fisher_block(emitted):
     optimizer = SiteNaturalGradient(model, lr=0.1, damping=1e-2)
     x = model.sample(300, generator=torch.Generator().manual_seed(1))
     loss, L = reinforce_loss(model, x, 0.9)  # noqa: N806
-    gradients = torch.autograd.grad(loss, model._trained())
+    gradients = torch.autograd.grad(loss, member(model, "trained")())
     direction = optimizer.direction(x, L)  # [N, P]
     scores = model.site_log_prob_grads(x)  # [B, N, P]
     centred = scores - scores.mean(0)
@@ -68,10 +69,11 @@ def test_step_moves_each_parameter_by_lr_times_the_direction(emitted):
     x = model.sample(200, generator=torch.Generator().manual_seed(2))
     _, L = reinforce_loss(model, x, 0.9)  # noqa: N806
     direction = optimizer.direction(x, L)
-    before = [p.detach().clone() for p in model._trained()]
+    before = [p.detach().clone() for p in member(model, "trained")()]
     optimizer.step(x, L)
     moved = [
-        before_ - after.detach() for before_, after in zip(before, model._trained(), strict=True)
+        before_ - after.detach()
+        for before_, after in zip(before, member(model, "trained")(), strict=True)
     ]
     hidden = torch.stack([m.transpose(0, 1) for m in moved[:-2]], 1)  # [N, T, 2, N]
     assert torch.allclose(hidden.flatten(1), 0.3 * direction[:, :-2], atol=1e-14)
