@@ -254,3 +254,12 @@ def test_defaults_and_errors(generic):
         reduce_conditional("sk", "inf")
     with pytest.raises(ArnnGenError, match="k must be an integer >= 0"):
         replica_form(-1)
+
+
+def test_the_curie_weiss_energy_is_checked_in_sympy():
+    from arnn_gen.symbolic.simplify import MAGNETIZATION, curie_weiss_energy
+
+    energy = curie_weiss_energy()
+    # At N = 3 and M = 1 (two spins up, one down): pairs +1 -1 -1, so H = J/3 - h.
+    value = energy.subs({MAGNETIZATION: 1, S.N: 3, R.J: 1.5, R.h: 0.25})
+    assert float(value) == pytest.approx(1.5 / 3 - 0.25)

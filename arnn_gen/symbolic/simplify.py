@@ -41,6 +41,8 @@ __all__ = [
     "h2arnn_form",
     "LINEAR_REGIME_OFFSET",
     "OFFSET",
+    "MAGNETIZATION",
+    "curie_weiss_energy",
 ]
 
 
@@ -133,6 +135,7 @@ class Reduction:
     definitions: tuple[tuple[sp.Expr, sp.Expr], ...]  # (symbol, expression) to display
     display_logit: sp.Expr | None = None  # compact logit for display (default: logit)
     constants: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()  # named numbers of the form
+    energy: sp.Expr | None = None  # H(x) where the form knows it in closed form (CW: of M)
 
     def sympy(self) -> sp.Expr:
         """P(x_i = +1 | x_<i) in the reduced form."""
@@ -278,7 +281,30 @@ def cw_n_form(derivation: Derivation | None = None) -> Reduction:
         (R.n, S.N - 1 - S.i),
     )
     display = sp.expand(residual) + compact[0] - compact[1]
-    return Reduction("cw", "exact", None, d, log_rho, logit, parameters, definitions, display)
+    return Reduction(
+        "cw", "exact", None, d, log_rho, logit, parameters, definitions, display,
+        energy=curie_weiss_energy(),
+    )  # fmt: skip
+
+
+#: M = sum_i x_i, the magnetisation of a whole configuration (the Curie-Weiss energy's variable).
+MAGNETIZATION = sp.Symbol("M", integer=True)
+
+
+def curie_weiss_energy(check_up_to: int = 6) -> sp.Expr:
+    """H(x) of the Curie-Weiss model as a function of M = sum_i x_i (docs/physics.md
+    section 1): with J_ij = J/N and h_i = h, H = -(J/N) sum_{i<j} x_i x_j - h M, and the pair
+    sum is (M^2 - N)/2 because x_i^2 = 1. SymPy checks that identity by expanding the pair
+    sum of N = 1 ... ``check_up_to`` symbolic spins and reducing every x_i^2 to 1."""
+    S, R, M = SYMBOLS, RSYM, MAGNETIZATION
+    pair_sum = (M**2 - S.N) / 2
+    for n in range(1, check_up_to + 1):
+        x = sp.symbols(f"x0:{n}")
+        pairs = sum(x[a] * x[b] for a in range(n) for b in range(a + 1, n))
+        reduced = sp.expand(pair_sum.subs({M: sum(x), S.N: n}) - pairs)
+        if reduced.subs({xi**2: 1 for xi in x}) != 0:
+            raise ArnnGenError(f"the Curie-Weiss pair sum is not (M^2 - N)/2 at N = {n}")
+    return -(R.J / S.N) * pair_sum - R.h * M
 
 
 def cw_inf_form(derivation: Derivation | None = None) -> Reduction:
@@ -315,8 +341,9 @@ def cw_inf_form(derivation: Derivation | None = None) -> Reduction:
     )
     log_rho = R.sign * R.omega[S.i] * sp.sign(R.M) / 2
     return Reduction(
-        "cw", "inf", None, exact.derivation, log_rho, sp.expand(logit), parameters, definitions
-    )
+        "cw", "inf", None, exact.derivation, log_rho, sp.expand(logit), parameters, definitions,
+        energy=exact.energy,
+    )  # fmt: skip
 
 
 def replica_form(k: int, derivation: Derivation | None = None, *, system: str = "sk") -> Reduction:

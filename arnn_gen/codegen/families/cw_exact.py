@@ -31,7 +31,8 @@ def parts(reduction: Reduction):
         ),
     )
     residual = sp.expand(without_log_rho(reduction.logit))
-    return parameters, (("bias", bias), ("weight", weight), ("residual", residual))
+    formulas = (("bias", bias), ("weight", weight), ("residual", residual))
+    return parameters, (*formulas, ("energy", reduction.energy))
 
 
 FAMILY = Family(

@@ -33,6 +33,7 @@ def parts(reduction: Reduction):
         ("omega", omega.initial),
         ("logit", logit),
         ("magnetization_equation", R.m - equation),
+        ("energy", reduction.energy),
     )
     return parameters, formulas
 

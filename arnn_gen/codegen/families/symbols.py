@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from arnn_gen.symbolic.derive import SYMBOLS
-from arnn_gen.symbolic.simplify import OFFSET, RSYM
+from arnn_gen.symbolic.simplify import MAGNETIZATION, OFFSET, RSYM
 
 __all__ = ["Z", "A", "B", "W", "C", "PHI", "Y", "U", "SHARED_EXP", "SHARED_SIGMOID", "OMEGA",
            "XI", "SYMBOL_NAMES"]  # fmt: skip
@@ -45,5 +45,6 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
     U: "u",
     XI: "xi",
     OMEGA: "omega",
+    MAGNETIZATION: "M",
     OFFSET: "LINEAR_REGIME_OFFSET",  # a module-level constant of the replica modules
 }
