@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import sympy as sp
 
 from arnn_gen.symbolic.nn_functions import LogSumExp
+from arnn_gen.symbolic.simplify import RSYM
 
-__all__ = ["Family", "is_indexed", "without_log_rho"]
+__all__ = ["Family", "is_indexed", "without_log_rho", "logit_assembly"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,13 @@ def is_indexed(*bases):
 def without_log_rho(logit: sp.Expr) -> sp.Expr:
     """The residual part of a logit: every LogSumExp / Sum over later sites removed."""
     return logit.replace(lambda e: isinstance(e, (sp.Sum, LogSumExp)), lambda e: sp.S.Zero)
+
+
+def logit_assembly(reduction, log_rho_plus: sp.Symbol, log_rho_minus: sp.Symbol) -> sp.Expr:
+    """The reduced logit with log rho^+ and log rho^- as the stand-ins given: what a template
+    adds up once it has computed the two (residual + log rho^+ - log rho^-)."""
+    sign = RSYM.sign
+    return reduction.logit.xreplace(
+        {reduction.log_rho.subs(sign, 1): log_rho_plus,
+         reduction.log_rho.subs(sign, -1): log_rho_minus}
+    )  # fmt: skip

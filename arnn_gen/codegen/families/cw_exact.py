@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from arnn_gen.codegen.families.base import Family, is_indexed, without_log_rho  # noqa: F401
+from arnn_gen.codegen.families.base import Family, logit_assembly, without_log_rho
+from arnn_gen.codegen.families.symbols import LOG_RHO_MINUS, LOG_RHO_PLUS, RESIDUAL
 from arnn_gen.codegen.ir import ParamSpec
+from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.simplify import Reduction
 
 
@@ -31,7 +33,11 @@ def parts(reduction: Reduction):
         ),
     )
     residual = sp.expand(without_log_rho(reduction.logit))
-    formulas = (("bias", bias), ("weight", weight), ("residual", residual))
+    logit = logit_assembly(reduction, LOG_RHO_PLUS, LOG_RHO_MINUS)
+    if sp.expand(logit - (residual + LOG_RHO_PLUS - LOG_RHO_MINUS)) != 0:
+        raise ArnnGenError(f"unexpected CW_N logit: {logit}")
+    logit = RESIDUAL + LOG_RHO_PLUS - LOG_RHO_MINUS  # the template evaluates the residual first
+    formulas = (("bias", bias), ("weight", weight), ("residual", residual), ("logit", logit))
     return parameters, (*formulas, ("energy", reduction.energy))
 
 

@@ -3,9 +3,10 @@ the 2^(N-1-i) configurations of the later spins of each site."""
 
 from __future__ import annotations
 
-from arnn_gen.codegen.families.base import Family, is_indexed
-from arnn_gen.codegen.families.symbols import XI
+from arnn_gen.codegen.families.base import Family, is_indexed, logit_assembly
+from arnn_gen.codegen.families.symbols import LOG_RHO_MINUS, LOG_RHO_PLUS, PHI, XI
 from arnn_gen.codegen.ir import ParamSpec
+from arnn_gen.symbolic.derive import SYMBOLS
 from arnn_gen.symbolic.simplify import RSYM, Reduction
 
 
@@ -30,7 +31,12 @@ def parts(reduction: Reduction):
             description="w_{c,l} = beta xi^c_l",
         ),
     )
-    formulas = (("weight", weight.replace(is_indexed(R.spin_table), lambda e: XI)),)
+    logit = logit_assembly(reduction, LOG_RHO_PLUS, LOG_RHO_MINUS)
+    logit = logit.xreplace({SYMBOLS.phi[SYMBOLS.i, SYMBOLS.i]: PHI})
+    formulas = (
+        ("weight", weight.replace(is_indexed(R.spin_table), lambda e: XI)),
+        ("logit", logit),
+    )
     return parameters, formulas
 
 

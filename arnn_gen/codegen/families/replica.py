@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from arnn_gen.codegen.families.base import Family, is_indexed, without_log_rho
+from arnn_gen.codegen.families.base import Family, is_indexed, logit_assembly, without_log_rho
 from arnn_gen.codegen.families.symbols import (
+    LOG_RHO_MINUS,
+    LOG_RHO_PLUS,
     PHI,
     SHARED_EXP,
     SHARED_SIGMOID,
@@ -45,6 +47,13 @@ def parts(reduction: Reduction):
     residual = residual.xreplace({S.phi[S.i, S.i]: PHI})
     if layer != logsigmoid(B + A * Z) or output != A * Z or residual != W * PHI + C:
         raise ArnnGenError(f"unexpected replica structure: {layer}, {output}, {residual}")
+    # The logit's assembly: the reduced logit with log rho^+ and log rho^- as stand-ins.
+    logit = logit_assembly(reduction, LOG_RHO_PLUS, LOG_RHO_MINUS)
+    logit = logit.replace(is_indexed(R.residual_weight), lambda e: W)
+    logit = logit.replace(is_indexed(R.residual_bias), lambda e: C)
+    logit = logit.xreplace({S.phi[S.i, S.i]: PHI})
+    if sp.expand(logit - (residual + LOG_RHO_PLUS - LOG_RHO_MINUS)) != 0:
+        raise ArnnGenError(f"unexpected replica logit: {logit}")
     specs = []
     for p in reduction.parameters:
         if p.name.startswith("residual"):
@@ -66,6 +75,7 @@ def parts(reduction: Reduction):
         ("layer", layer),
         ("output", output),
         ("residual", residual),
+        ("logit", logit),
         *layer_derivatives(layer),
         # what the fused gradient pass multiplies by: d output / d a0, d output / d z and the
         # residual's d / d w and d / d c

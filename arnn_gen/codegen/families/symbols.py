@@ -14,7 +14,7 @@ from arnn_gen.symbolic.derive import SYMBOLS
 from arnn_gen.symbolic.simplify import MAGNETIZATION, OFFSET, RSYM
 
 __all__ = ["Z", "A", "B", "W", "C", "PHI", "Y", "U", "SHARED_EXP", "SHARED_SIGMOID", "OMEGA",
-           "XI", "SYMBOL_NAMES"]  # fmt: skip
+           "XI", "LOG_RHO_PLUS", "LOG_RHO_MINUS", "RESIDUAL", "SYMBOL_NAMES"]  # fmt: skip
 
 #: Scalar stand-ins for the template's local variables in the formulas of the families.
 Z, A, B, W, C, PHI, Y, U = sp.symbols("z a b w c phi_site y u")
@@ -22,6 +22,8 @@ SHARED_EXP = sp.Symbol("e")  # exp(-|u|), shared by a layer's output and slope
 SHARED_SIGMOID = sp.Symbol("s")  # sigmoid(u), the same in eager code on the CPU
 OMEGA = sp.Symbol("omega")  # omega_i of CW_inf in its printed logit
 XI = sp.Symbol("xi")  # a spin of H2ARNN's configuration table
+LOG_RHO_PLUS, LOG_RHO_MINUS = sp.symbols("log_rho_plus log_rho_minus")  # a logit's two terms
+RESIDUAL = sp.Symbol("residual")  # a logit's residual, where the template evaluates it first
 
 #: Python names the templates give to the symbols of the formulas.
 SYMBOL_NAMES: dict[sp.Basic, str] = {
@@ -45,6 +47,9 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
     U: "u",
     XI: "xi",
     OMEGA: "omega",
+    LOG_RHO_PLUS: "log_rho_plus",
+    LOG_RHO_MINUS: "log_rho_minus",
+    RESIDUAL: "residual",
     MAGNETIZATION: "M",
     OFFSET: "LINEAR_REGIME_OFFSET",  # a module-level constant of the replica modules
 }
