@@ -13,8 +13,8 @@ from __future__ import annotations
 import sympy as sp
 
 from arnn_gen.codegen.families import cw_exact, cw_inf, h2arnn, replica
-from arnn_gen.codegen.families.base import Family
-from arnn_gen.codegen.families.symbols import SYMBOL_NAMES
+from arnn_gen.codegen.families.base import Family, log_conditional
+from arnn_gen.codegen.families.symbols import LOGIT, SPIN, SYMBOL_NAMES
 from arnn_gen.codegen.ir import ArchitectureIR, Provenance, class_name, module_name
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import SYMBOLS
@@ -79,6 +79,7 @@ def build_ir(
         sidecar="" if family.embedded else f"{stem}.npz",
     )
     parameters, formulas = family.parts(reduction)
+    formulas = (*formulas, ("log_conditional", log_conditional(SPIN, LOGIT)))
     symbol_names = tuple(SYMBOL_NAMES.items())
     return ArchitectureIR(
         name=stem,

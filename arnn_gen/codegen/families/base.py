@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from arnn_gen.symbolic.nn_functions import LogSumExp
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid, to_elementary
 from arnn_gen.symbolic.simplify import RSYM
 
-__all__ = ["Family", "is_indexed", "without_log_rho", "logit_assembly"]
+__all__ = ["Family", "is_indexed", "without_log_rho", "logit_assembly", "log_conditional"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,16 @@ def logit_assembly(reduction, log_rho_plus: sp.Symbol, log_rho_minus: sp.Symbol)
         {reduction.log_rho.subs(sign, 1): log_rho_plus,
          reduction.log_rho.subs(sign, -1): log_rho_minus}
     )  # fmt: skip
+
+
+def log_conditional(spin: sp.Symbol, logit: sp.Symbol) -> sp.Expr:
+    """log P(x_i | x_<i) of a spin x_i = +-1 whose P(x_i = +1 | x_<i) is sigmoid(logit):
+    logsigmoid(x_i logit), one stable function for both values of the spin. SymPy checks it
+    against log sigmoid(logit) at x_i = +1 and log(1 - sigmoid(logit)) at x_i = -1."""
+    form = logsigmoid(spin * logit)
+    for value, probability in ((1, sigmoid(logit)), (-1, 1 - sigmoid(logit))):
+        # compared as probabilities, exp(form) against P, in elementary functions
+        difference = sp.exp(to_elementary(form.subs(spin, value))) - to_elementary(probability)
+        if sp.simplify(difference) != 0:
+            raise ArnnGenError(f"{form} is not log P(x_i = {value}) at x_i = {value}")
+    return form

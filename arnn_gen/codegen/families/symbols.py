@@ -14,7 +14,8 @@ from arnn_gen.symbolic.derive import SYMBOLS
 from arnn_gen.symbolic.simplify import MAGNETIZATION, OFFSET, RSYM
 
 __all__ = ["Z", "A", "B", "W", "C", "PHI", "Y", "U", "SHARED_EXP", "SHARED_SIGMOID", "OMEGA",
-           "XI", "LOG_RHO_PLUS", "LOG_RHO_MINUS", "RESIDUAL", "SYMBOL_NAMES"]  # fmt: skip
+           "XI", "LOG_RHO_PLUS", "LOG_RHO_MINUS", "RESIDUAL", "SPIN", "LOGIT",
+           "SYMBOL_NAMES"]  # fmt: skip
 
 #: Scalar stand-ins for the template's local variables in the formulas of the families.
 Z, A, B, W, C, PHI, Y, U = sp.symbols("z a b w c phi_site y u")
@@ -24,6 +25,7 @@ OMEGA = sp.Symbol("omega")  # omega_i of CW_inf in its printed logit
 XI = sp.Symbol("xi")  # a spin of H2ARNN's configuration table
 LOG_RHO_PLUS, LOG_RHO_MINUS = sp.symbols("log_rho_plus log_rho_minus")  # a logit's two terms
 RESIDUAL = sp.Symbol("residual")  # a logit's residual, where the template evaluates it first
+SPIN, LOGIT = sp.symbols("x logit")  # a spin x_i and the logit of P(x_i = +1 | x_<i)
 
 #: Python names the templates give to the symbols of the formulas.
 SYMBOL_NAMES: dict[sp.Basic, str] = {
@@ -50,6 +52,8 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
     LOG_RHO_PLUS: "log_rho_plus",
     LOG_RHO_MINUS: "log_rho_minus",
     RESIDUAL: "residual",
+    SPIN: "x",
+    LOGIT: "logit",
     MAGNETIZATION: "M",
     OFFSET: "LINEAR_REGIME_OFFSET",  # a module-level constant of the replica modules
 }
