@@ -74,7 +74,6 @@ def parts(reduction: Reduction):
     return tuple(specs), (
         ("layer", layer),
         ("output", output),
-        ("residual", residual),
         ("logit", logit),
         *layer_derivatives(layer),
         # what the fused gradient pass multiplies by: d output / d a0, d output / d z and the
