@@ -23,6 +23,7 @@ checkpoint ends in the same state as one that was never interrupted.
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 import io
 import json
@@ -306,12 +307,18 @@ def sample_with_log_prob(model, batch: int, generator=None) -> tuple[torch.Tenso
 def own_samples(model) -> dict:
     """Keyword arguments for log_prob/energy on samples the model drew itself: emitted
     modules skip their input check (``validate=False``); other models take none."""
-    method = getattr(type(model), "log_prob", None)
+    return {"validate": False} if _takes_validate(type(model)) else {}
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_validate(kind: type) -> bool:
+    """Whether a model class's log_prob takes ``validate`` (asked once per class: the
+    trainer asks at every step)."""
+    method = getattr(kind, "log_prob", None)
     try:
-        accepts = method is not None and "validate" in inspect.signature(method).parameters
+        return method is not None and "validate" in inspect.signature(method).parameters
     except (TypeError, ValueError):
-        accepts = False
-    return {"validate": False} if accepts else {}
+        return False
 
 
 def reinforce_loss(
