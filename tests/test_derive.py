@@ -145,3 +145,50 @@ def test_latex_renders_with_mathtext(generic):
     for line in lines:
         math_to_image(f"${line}$", io.BytesIO(), format="png")
     assert generic.latex() == r" \\ ".join(lines)
+
+
+# -- the first layer: H(x) by sites and the cavity fields' update ---------------------------
+
+
+def test_energy_is_the_sum_over_sites_of_minus_x_phi():
+    """H(x) = sum_i -x_i phi_{i,i}, checked against the Hamiltonian by SymPy and here on
+    every configuration of a random N = 5 system."""
+    from arnn_gen.symbolic.derive import site_energy
+
+    S = SYMBOLS
+    energy = site_energy()
+    assert energy == -S.x[S.i] * S.phi[S.i, S.i]
+    rng = np.random.default_rng(3)
+    N = 5
+    J = np.triu(rng.normal(size=(N, N)), 1)
+    h = rng.normal(size=N)
+    for x in itertools.product((-1, 1), repeat=N):
+        phi = [h[i] + sum(J[s, i] * x[s] for s in range(i)) for i in range(N)]
+        by_sites = sum(
+            float(energy.subs({S.x[S.i]: x[i], S.phi[S.i, S.i]: phi[i]})) for i in range(N)
+        )
+        direct = -sum(J[s, l] * x[s] * x[l] for s in range(N) for l in range(s + 1, N)) - h @ x
+        assert by_sites == pytest.approx(direct, abs=1e-12)
+
+
+def test_cavity_increment_is_the_coupling_times_the_spin():
+    from arnn_gen.symbolic.derive import cavity_increment
+
+    S = SYMBOLS
+    assert cavity_increment() == S.J[S.i, S.l] * S.x[S.i]
+
+
+def test_the_first_layer_checks_can_fail():
+    """A derivation whose site field lost h_i, or whose shift is doubled, is refused."""
+    import dataclasses
+
+    from arnn_gen.symbolic.derive import cavity_increment, site_energy
+
+    S = SYMBOLS
+    d = derive_conditional()
+    no_field = dataclasses.replace(d, phi_site=d.phi_site - S.h[S.i])
+    with pytest.raises(ArnnGenError, match="earlier-site group"):
+        site_energy(no_field)
+    doubled = dataclasses.replace(d, shift=2 * d.shift)
+    with pytest.raises(ArnnGenError, match="is not J_il x_i"):
+        cavity_increment(doubled)

@@ -99,6 +99,26 @@ def test_cw_exact_table_is_the_sum_over_k_of_the_printed_formulas(emitted):
     assert torch.allclose(module.Model().logit_table, expected, rtol=0, atol=1e-11)
 
 
+def test_cw_exact_recursion_is_printed_from_sympy(emitted):
+    """Note [Binomial recursion]: every line of the recursion is a printed formula of the IR
+    (arnn_gen.symbolic.simplify.cw_n_recursion), pasted into _tabulate."""
+    module = emitted("cw", variant="exact", N=7, h=0.3)
+    printed = print_formulas(module.stages.ir)
+    expected = {
+        "half_residual": "J * M * beta / N + beta * h",
+        "branch_plus": "log_z_up + half",
+        "branch_minus": "log_z_down - half",
+        "recursion_logit": "plus - minus",
+        "next_log_z": "torch.logaddexp(plus, minus)",
+    }
+    assert {name: printed[name] for name in expected} == expected
+    source = module.stages.source
+    for target, name in [("half_residual", "half_residual"), ("plus", "branch_plus"),
+                         ("minus", "branch_minus"), ("logit", "recursion_logit"),
+                         ("log_z", "next_log_z")]:  # fmt: skip
+        assert f"{target} = {printed[name]}\n" in source
+
+
 def test_cw_exact_beta_setter_retabulates(emitted):
     module = emitted("cw", variant="exact", N=30, h=0.2)
     model = module.Model(beta=0.7)

@@ -15,7 +15,13 @@ from sympy.codegen.cfunctions import log1p
 
 from arnn_gen.codegen.printing import TorchPrinter, torch_code
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid, to_elementary
+from arnn_gen.symbolic.nn_functions import (
+    LogSumExp,
+    logaddexp,
+    logsigmoid,
+    sigmoid,
+    to_elementary,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +63,8 @@ EXACT = [
     (-sp.pi / 2, "-math.pi / 2"),
     (sigmoid(2 * beta * x), "torch.sigmoid(2 * beta * x)"),
     (logsigmoid(a), "torch.nn.functional.logsigmoid(a)"),
+    (logaddexp(a, -b / 2), "torch.logaddexp(a, -b / 2)"),
+    (a - logaddexp(0, 1), "a - 1.3132616875182228"),
     (sp.exp(-a), "torch.exp(-a)"),
     (sp.log(a), "torch.log(a)"),
     (sp.tanh(a) * sp.cosh(b), "torch.cosh(b) * torch.tanh(a)"),
@@ -167,6 +175,7 @@ NUMERIC = [
     2**a * sigmoid(1) + a**b,
     (-logsigmoid(1)) ** (a * b) + a ** logsigmoid(-b),
     log1p(a * b) - log1p(sp.exp(-b)),
+    logaddexp(a * b, logsigmoid(b) - 2 * a) - a,
     sp.Piecewise((a * b, a > b), (a - b, True)) + sp.Piecewise((a, a <= 1), (b, True)),
 ]
 
@@ -202,11 +211,35 @@ def test_printed_code_evaluates_like_sympy(expr):
     np.testing.assert_allclose(result, np.broadcast_to(reference, (64,)), rtol=1e-12, atol=0)
 
 
+def test_logaddexp_prints_without_overflow():
+    """exp(800) overflows a float64; torch.logaddexp does not."""
+    code = torch_code(logaddexp(a, b))
+    double = torch.float64
+    values = {
+        "a": torch.tensor([800.0, -800.0], dtype=double),
+        "b": torch.tensor([800.0, -801.0], dtype=double),
+    }
+    result = eval(code, {"torch": torch, **values})
+    expected = [800 + math.log(2), -800 + math.log1p(math.exp(-1))]
+    np.testing.assert_allclose(result.numpy(), expected, rtol=1e-15)
+
+
 def test_arithmetic_works_on_python_floats():
     expr = (a + b) ** 2 / 3 - a * sp.pi + sp.Rational(1, 7) * b**-1 + sp.log(2)
     code = torch_code(expr)
     got = eval(code, {"math": math, "a": 0.75, "b": 1.25})
     assert got == pytest.approx(float(expr.subs({a: 0.75, b: 1.25})), rel=1e-14)
+
+
+def test_min_and_max_print_as_elementwise_torch_functions():
+    """Min and Max (the lowest input of a layer over an interval) as torch.minimum and
+    torch.maximum, nested beyond two arguments, elementwise over tensors."""
+    c = sp.Symbol("c")
+    assert torch_code(sp.Min(a, b)) == "torch.minimum(a, b)"
+    code = torch_code(sp.Max(a, b, c))
+    values = {"a": torch.tensor([1.0, -2.0]), "b": torch.tensor([0.5, 3.0]), "c": torch.tensor(2.5)}
+    got = eval(code, {"torch": torch, **values})
+    assert torch.equal(got, torch.tensor([2.5, 3.0]))
 
 
 # -- strictness ----------------------------------------------------------------------------
@@ -219,7 +252,7 @@ UNSUPPORTED = [
     (sp.Eq(a, b), "cannot print Equality"),
     (LogSumExp(a * k, (k, 0, 3)), "cannot print LogSumExp"),
     (sp.Integral(a, a), "cannot print Integral"),
-    (sp.Max(a, b), "cannot print Max"),
+    (sp.floor(a), "cannot print floor"),
     (sp.true, "cannot print BooleanTrue"),
     (sp.oo * a, "cannot print Infinity"),
     (sp.I * a, "cannot print ImaginaryUnit"),

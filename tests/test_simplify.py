@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import math
@@ -13,11 +14,13 @@ import sympy as sp
 
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import SYMBOLS, derive_conditional, expand_sums
-from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, to_elementary
+from arnn_gen.symbolic.nn_functions import LogSumExp, logaddexp, logsigmoid, to_elementary
 from arnn_gen.symbolic.simplify import (
     LINEAR_REGIME_OFFSET,
     RSYM,
     VARIANTS,
+    check_cw_n_recursion,
+    cw_n_recursion,
     reduce_conditional,
     replica_form,
 )
@@ -263,3 +266,103 @@ def test_the_curie_weiss_energy_is_checked_in_sympy():
     # At N = 3 and M = 1 (two spins up, one down): pairs +1 -1 -1, so H = J/3 - h.
     value = energy.subs({MAGNETIZATION: 1, S.N: 3, R.J: 1.5, R.h: 0.25})
     assert float(value) == pytest.approx(1.5 / 3 - 0.25)
+
+
+# -- CW_N's binomial recursion ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cw_exact(generic):
+    return reduce_conditional("cw", "exact", derivation=generic)
+
+
+def test_cw_n_recursion_is_derived_from_the_reduction_and_checked(cw_exact):
+    """plus = r/2 + F_n(mu + 1), minus = -r/2 + F_n(mu - 1), found by SymPy from b+- and w;
+    the logit is their difference, F_{n+1} their logaddexp (Note [Binomial recursion])."""
+    recursion = cw_n_recursion(cw_exact)
+    r, up, down = recursion.r, recursion.log_z_up, recursion.log_z_down
+    assert recursion.plus == r / 2 + up
+    assert recursion.minus == -r / 2 + down
+    assert recursion.logit == recursion.branch_plus - recursion.branch_minus
+    assert recursion.next_log_z == logaddexp(recursion.branch_plus, recursion.branch_minus)
+    mu = recursion.mu
+    assert sp.expand(recursion.residual - 2 * S.beta * (R.h + R.J * mu / S.N)) == 0
+    check_cw_n_recursion(recursion, cw_exact, up_to=6)
+
+
+def test_cw_n_recursion_iterated_in_floats_equals_brute_force(cw_exact):
+    """The recursion's formulas evaluated in floats, from F_0 = 0, give the exact conditionals
+    of every site and prefix of a small Curie-Weiss model (docs/physics.md section 2)."""
+    recursion = cw_n_recursion(cw_exact)
+    N, beta, coupling, field = 6, 1.3, 0.9, 0.2
+    J, h = cw_numbers(N, coupling, field)
+    numbers = {S.beta: beta, R.J: coupling, R.h: field, S.N: N}
+    inputs = (recursion.r, recursion.log_z_up, recursion.log_z_down)
+    branches = {recursion.branch_plus: recursion.plus, recursion.branch_minus: recursion.minus}
+    residual = sp.lambdify(recursion.mu, recursion.residual.subs(numbers))
+    logit = sp.lambdify(inputs, recursion.logit.xreplace(branches))
+    step = sp.lambdify(inputs, to_elementary(recursion.next_log_z.xreplace(branches)))
+    log_z = {mu: 0.0 for mu in range(-2 * N, 2 * N + 1)}  # F_0
+    for n in range(N):
+        site = N - 1 - n
+        for prefix in itertools.product((1, -1), repeat=site):
+            M = sum(prefix)
+            expected = (
+                log_rho_explicit(J, h, beta, prefix, 1)
+                - log_rho_explicit(J, h, beta, prefix, -1)
+                + 2 * beta * (field + coupling * M / N)
+            )
+            got = logit(residual(M), log_z[M + 1], log_z[M - 1])
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        span = range(-2 * N + n + 1, 2 * N - n)
+        log_z = {mu: step(residual(mu), log_z[mu + 1], log_z[mu - 1]) for mu in span}
+
+
+def _wrong(recursion, **changes):
+    return dataclasses.replace(recursion, **changes)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("minus_sign", "is not the CW_N logit"),
+        ("quarter", "is not the CW_N logit"),
+        ("swapped", "is not the CW_N logit"),
+        ("constant", "does not give F_1"),
+        ("plus_twice", "does not give F_1"),
+    ],
+)
+def test_a_wrong_cw_n_recursion_is_rejected(cw_exact, change, message):
+    recursion = cw_n_recursion(cw_exact)
+    r, up, down = recursion.r, recursion.log_z_up, recursion.log_z_down
+    plus = recursion.branch_plus
+    wrong = {
+        "minus_sign": _wrong(recursion, minus=r / 2 + down),  # the residual's sign in minus
+        "quarter": _wrong(recursion, plus=r / 4 + up, minus=-r / 4 + down),
+        "swapped": _wrong(recursion, plus=r / 2 + down, minus=-r / 2 + up),
+        # a constant in both terms cancels in the logit but not in F_{n+1}
+        "constant": _wrong(recursion, plus=r / 2 + up + 1, minus=-r / 2 + down + 1),
+        "plus_twice": _wrong(recursion, next_log_z=logaddexp(plus, plus)),
+    }[change]
+    with pytest.raises(ArnnGenError, match=message):
+        check_cw_n_recursion(wrong, cw_exact)
+
+
+def test_cw_n_recursion_needs_the_cw_n_reduction(generic):
+    with pytest.raises(ArnnGenError, match="the binomial recursion is CW_N's, not CW_inf's"):
+        cw_n_recursion(reduce_conditional("cw", "inf", derivation=generic))
+
+
+def test_h2arnn_bias_in_two_contractions():
+    """b^{+-}_c = eta t_c + p_c / 2 with t, p contractions of w J: checked by SymPy at every
+    N <= 5, and refused for a bias that is not the reduction's."""
+    from arnn_gen.symbolic.simplify import h2arnn_bias_contracted, h2arnn_form
+
+    t, p = sp.symbols("t p")
+    reduction = h2arnn_form()
+    assert h2arnn_bias_contracted(reduction, t, p) == RSYM.sign * t + p / 2
+    bias, weight = reduction.parameters
+    wrong = dataclasses.replace(bias, initial=2 * bias.initial)
+    tampered = dataclasses.replace(reduction, parameters=(wrong, weight))
+    with pytest.raises(ArnnGenError, match="eta t \\+ p / 2"):
+        h2arnn_bias_contracted(tampered, t, p)

@@ -50,10 +50,10 @@ def _parse(text: str) -> sp.Basic:
     from sympy.functions.elementary.piecewise import ExprCondPair
 
     # The network vocabulary, for reading an IR back (from_dict) only.
-    from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid
+    from arnn_gen.symbolic.nn_functions import LogSumExp, logaddexp, logsigmoid, sigmoid
 
     namespace.update({"sigmoid": sigmoid, "logsigmoid": logsigmoid, "expm1": expm1})
-    namespace.update({"LogSumExp": LogSumExp})
+    namespace.update({"LogSumExp": LogSumExp, "logaddexp": logaddexp})
     namespace.update({"log1p": log1p, "ExprCondPair": ExprCondPair})
     return eval(text, namespace)  # noqa: S307 (our own srepr output, see to_dict)
 

@@ -38,16 +38,17 @@ Note [In-place]
     operation overwrites the tensor the one before it made: ``log(sigmoid(u))`` with
     ``in_place={u}`` as ``u.sigmoid_().log_()``, ``1 - s`` with ``{s}`` as
     ``s.neg_().add_(1)``, ``b + a z`` as ``(a * z).add_(b)``, or with ``{z}`` as
-    ``z.mul_(a).add_(b)`` (no new tensor at all). Eager torch code then makes
-    one new tensor per formula instead of one per operation; on the CPU, where each pass
-    over a cache-sized block costs about as much as its arithmetic, that is up to twice
-    as fast (docs/performance.md). The symbols listed may be overwritten: each must
-    occur at most once, and stand for a tensor the caller no longer needs. Sums, products
-    and functions of other symbols make new tensors, which the next operation overwrites;
-    a bare symbol that is not listed is never written to. Operands overwritten must be
-    tensors (Note [Tensors and floats]), and an in-place receiver must already have the
-    result's shape (``a * z`` above has it where b broadcasts against it, and ``z`` where a
-    does).
+    ``z.mul_(a).add_(b)`` (no new tensor at all), and ``phi + J x`` with ``{phi}`` as
+    ``phi.addcmul_(J, x)`` (a product of two factors added without a tensor of its own).
+    Eager torch code then makes one new tensor per formula instead of one per operation; on
+    the CPU, where each pass over a cache-sized block costs about as much as its arithmetic,
+    that is up to twice as fast (docs/performance.md). The symbols listed may be
+    overwritten: each must occur at most once, and stand for a tensor the caller no longer
+    needs. Sums, products and functions of other symbols make new tensors, which the next
+    operation overwrites; a bare symbol that is not listed is never written to. Operands
+    overwritten must be tensors (Note [Tensors and floats]), and an in-place receiver must
+    already have the result's shape (``a * z`` above has it where b broadcasts against it,
+    and ``z`` where a does).
 
 Note [Layout]
     Operators are spaced the way ``ruff format`` (and black) write them (``2 * x``,
@@ -397,9 +398,37 @@ class TorchPrinter(PythonCodePrinter):
     _print_tanh = _unary("torch.tanh")
     _print_Abs = _unary("torch.abs")
     _print_sign = _unary("torch.sign")
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        """``torch.minimum(x, y)``, nested for more arguments (elementwise, tensors only)."""
+        return self._extremum("torch.minimum", expr)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        """``torch.maximum(x, y)``, nested for more arguments (elementwise, tensors only)."""
+        return self._extremum("torch.maximum", expr)
+
+    def _extremum(self, qualified_name: str, expr: sp.Expr) -> str:
+        first, *rest = expr.args
+        code = self._print(first)
+        for argument in rest:
+            code = self._call(qualified_name, code, self._print(argument))
+        return code
+
     _print_loggamma = _unary("torch.lgamma")
     _print_sigmoid = _unary("torch.sigmoid")
     _print_logsigmoid = _unary("torch.nn.functional.logsigmoid")
+
+    def _print_logaddexp(self, expr: sp.Function) -> str:
+        """``torch.logaddexp(a, b)``, log(e^a + e^b) without overflow; both must be tensors
+        (Note [Tensors and floats]).
+
+        >>> from arnn_gen.symbolic.nn_functions import logaddexp
+        >>> a, b = sp.symbols("a b")
+        >>> torch_code(logaddexp(a, -b / 2))
+        'torch.logaddexp(a, -b / 2)'
+        """
+        first, second = expr.args
+        return self._call("torch.logaddexp", self._print(first), self._print(second))
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """``torch.where(condition, value, otherwise)``, nested for more pieces. The last
@@ -506,8 +535,14 @@ class TorchPrinter(PythonCodePrinter):
         rest = list(terms)
         rest.remove(base)
         for term in rest:
-            coefficient, _ = term.as_coeff_Mul()
-            if coefficient.is_negative:
+            coefficient, product = term.as_coeff_Mul()
+            factors = product.args if isinstance(product, sp.Mul) else ()
+            if abs(coefficient) == 1 and len(factors) == 2 and not term.has(*self.in_place):
+                # x y added in one pass, without a tensor for the product
+                first, second = (self._print(factor) for factor in factors)
+                value = ", value=-1" if coefficient.is_negative else ""
+                code += f".addcmul_({first}, {second}{value})"
+            elif coefficient.is_negative:
                 code += f".sub_({self._print(-term)})"
             else:
                 code += f".add_({self._print(term)})"
@@ -615,6 +650,8 @@ def torch_code(
     '(a * b).add_(torch.log(a))'
     >>> torch_code(1 - sp.exp(-a), in_place=frozenset({a}))
     'a.neg_().exp_().neg_().add_(1)'
+    >>> torch_code(a + b * sp.Symbol("c"), in_place=frozenset({a}))
+    'a.addcmul_(b, c)'
     """
     printer = TorchPrinter(
         symbol_names=symbol_names, fused_multiply_add=fused_multiply_add, in_place=in_place

@@ -49,6 +49,8 @@ __all__ = [
     "derive_conditional",
     "split_by_site",
     "conditional_function",
+    "site_energy",
+    "cavity_increment",
 ]
 
 #: The five groups of terms of H relative to site i, in the order of docs/physics.md section 2.
@@ -508,3 +510,52 @@ def conditional_function(derivation: Derivation, couplings, fields, beta: float)
     expr = expr.xreplace({S.x[s]: prefix[s] for s in range(site)})
     function = sp.lambdify(prefix, expr, modules="numpy")
     return lambda values: float(function(*[float(v) for v in values]))
+
+
+def site_energy(derivation: Derivation | None = None, *, check_up_to: int = 5) -> sp.Expr:
+    """-x_i phi_{i,i}: the terms of H(x) that site i forms with the earlier sites and its own
+    field (the earlier-site group of the split). Each pair s < i and each field term lies in
+    the group of exactly one site, so H(x) = sum_i -x_i phi_{i,i}: what the dense networks
+    evaluate from the fields phi_{i,i} of their first layer. Checked by expansion, the group
+    against -x_i phi_{i,i} and the sum over the sites against H, for N = 1..check_up_to
+    (:class:`ArnnGenError` if either differs)."""
+    S = SYMBOLS
+    d = derivation or derive_conditional()
+    i = d.site
+    energy = -S.x[i] * S.phi[i, i]
+    for N in range(1, check_up_to + 1):
+        total = sp.Integer(0)
+        for site in range(N):
+            values = {S.N: N, i: site}
+            group = expand_sums(d.groups["earlier-site"].subs(values))
+            term = expand_sums(energy.xreplace({S.phi[i, i]: d.phi_site}).subs(values))
+            if sp.expand(group - term) != 0:
+                raise ArnnGenError(f"the earlier-site group of site {site} is not -x_i phi_ii")
+            total += term
+        if sp.expand(total - expand_sums(build_hamiltonian(N))) != 0:
+            raise ArnnGenError(f"sum_i -x_i phi_ii differs from H(x) at N = {N}")
+    return energy
+
+
+def cavity_increment(derivation: Derivation | None = None, *, check_up_to: int = 4) -> sp.Expr:
+    """phi_{i+1,l} - phi_{i,l} = J_{i,l} x_i: what fixing x_i adds to the cavity field of every
+    later site l, so that ancestral sampling carries the fields from site to site in
+    O(N - i) each. Read off the derivation (the site-later shift times x_i) and checked
+    against the difference of the cavity fields at every concrete i < l < N <= check_up_to
+    (:class:`ArnnGenError` if it differs)."""
+    S = SYMBOLS
+    d = derivation or derive_conditional()
+    i, l = d.site, S.l
+    increment = d.shift * S.x[i]
+    for N in range(2, check_up_to + 1):
+        for site in range(N - 1):
+            for later in range(site + 1, N):
+                values = {S.N: N, l: later}
+                after = expand_sums(d.cavity_field.subs({**values, i: site + 1}))
+                before = expand_sums(d.cavity_field.subs({**values, i: site}))
+                step = expand_sums(increment.subs({**values, i: site}))
+                if sp.expand(after - before - step) != 0:
+                    raise ArnnGenError(
+                        f"phi_{{i+1,l}} - phi_{{i,l}} is not J_il x_i at i = {site}, l = {later}"
+                    )
+    return increment

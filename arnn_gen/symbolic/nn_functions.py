@@ -1,4 +1,4 @@
-"""SymPy functions of the neural-network vocabulary: sigmoid, logsigmoid, logsumexp.
+"""SymPy functions of the neural-network vocabulary: sigmoid, logsigmoid, logsumexp, logaddexp.
 
 The derivation and the reduced forms are written with these so that the LaTeX reads like
 the paper (sigma, log sigma, logsumexp) and the torch printer can map each one to a single
@@ -14,7 +14,8 @@ import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
 from sympy.printing.latex import LatexPrinter
 
-__all__ = ["Equation", "PLUS_MINUS", "sigmoid", "logsigmoid", "LogSumExp", "latex", "to_elementary"]
+__all__ = ["Equation", "PLUS_MINUS", "sigmoid", "logsigmoid", "logaddexp", "LogSumExp", "latex",
+           "to_elementary"]  # fmt: skip
 
 
 class sigmoid(sp.Function):  # noqa: N801 (SymPy convention: functions are lower case)
@@ -70,6 +71,28 @@ class logsigmoid(sp.Function):  # noqa: N801
         return base if exp is None else r"\left(%s\right)^{%s}" % (base, exp)
 
 
+class logaddexp(sp.Function):  # noqa: N801
+    r""":math:`\log(e^{a} + e^{b})`, the log-sum-exp of two terms (CW_N's binomial recursion,
+    docs/physics.md section 3); ``torch.logaddexp`` evaluates it without overflow."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sigmoid(a - b) if argindex == 1 else sigmoid(b - a)
+
+    def _eval_rewrite_as_exp(self, a, b, **kwargs):
+        return sp.log(sp.exp(a) + sp.exp(b))
+
+    def _eval_evalf(self, prec):
+        return self._eval_rewrite_as_exp(*self.args)._eval_evalf(prec)
+
+    def _latex(self, printer, exp=None):
+        a, b = (printer._print(arg) for arg in self.args)
+        base = r"\operatorname{logaddexp}\left(%s, %s\right)" % (a, b)
+        return base if exp is None else r"\left(%s\right)^{%s}" % (base, exp)
+
+
 class LogSumExp(ExprWithLimits):
     r"""``LogSumExp(f, (k, a, b))`` = :math:`\log \sum_{k=a}^{b} e^{f(k)}`, unevaluated.
 
@@ -117,15 +140,16 @@ PLUS_MINUS = _PlusMinus("pm")
 
 
 def to_elementary(expr: sp.Expr) -> sp.Expr:
-    """Rewrite every sigmoid, logsigmoid and LogSumExp of ``expr`` with exp and log."""
+    """Rewrite every sigmoid, logsigmoid, logaddexp and LogSumExp of ``expr`` with exp and
+    log."""
     replacements = {}
     for node in sp.preorder_traversal(expr):
         if isinstance(node, LogSumExp):
             replacements[node] = sp.log(sp.Sum(sp.exp(to_elementary(node.function)), *node.limits))
     expr = expr.xreplace(replacements) if replacements else expr
     return expr.replace(
-        lambda e: isinstance(e, (sigmoid, logsigmoid)),
-        lambda e: e._eval_rewrite_as_exp(to_elementary(e.args[0])),
+        lambda e: isinstance(e, (sigmoid, logsigmoid, logaddexp)),
+        lambda e: e._eval_rewrite_as_exp(*(to_elementary(arg) for arg in e.args)),
     )
 
 

@@ -23,8 +23,22 @@ from dataclasses import dataclass
 import sympy as sp
 
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.symbolic.derive import SYMBOLS, Derivation, SpinSum, derive_conditional
-from arnn_gen.symbolic.nn_functions import Equation, LogSumExp, latex, logsigmoid, sigmoid
+from arnn_gen.symbolic.derive import (
+    SYMBOLS,
+    Derivation,
+    SpinSum,
+    derive_conditional,
+    expand_sums,
+)
+from arnn_gen.symbolic.nn_functions import (
+    Equation,
+    LogSumExp,
+    latex,
+    logaddexp,
+    logsigmoid,
+    sigmoid,
+    to_elementary,
+)
 from arnn_gen.variants import VARIANTS
 
 __all__ = [
@@ -36,9 +50,13 @@ __all__ = [
     "reduce_conditional",
     "resolve_variant",
     "cw_n_form",
+    "BinomialRecursion",
+    "cw_n_recursion",
+    "check_cw_n_recursion",
     "cw_inf_form",
     "replica_form",
     "h2arnn_form",
+    "h2arnn_bias_contracted",
     "LINEAR_REGIME_OFFSET",
     "OFFSET",
     "MAGNETIZATION",
@@ -287,6 +305,176 @@ def cw_n_form(derivation: Derivation | None = None) -> Reduction:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class BinomialRecursion:
+    """CW_N's recursion over the number of later spins (docs/physics.md section 3).
+
+    F_n(mu) = log sum_k binomial(n, k) exp(-beta H_later(n - 2k) + beta (J / N) mu (n - 2k)) is
+    the log partition function of n later spins after a magnetisation mu, so that
+    log rho^{+-}_i = F_n(M_<i +- 1) with n = N - 1 - i. Summing first over the first later
+    spin x = +-1, whose log-odds after mu are the residual r(mu), gives
+
+        plus = r(mu) / 2 + F_n(mu + 1),   minus = -r(mu) / 2 + F_n(mu - 1),
+        logit = plus - minus,             F_{n+1}(mu) = logaddexp(plus, minus).
+
+    ``plus`` and ``minus`` are written in the symbols ``r``, ``log_z_up`` and ``log_z_down``
+    (r(mu), F_n(mu + 1), F_n(mu - 1)); ``logit`` and ``next_log_z`` in ``branch_plus`` and
+    ``branch_minus``, the symbols of the two terms, as a template evaluates them.
+    """
+
+    mu: sp.Symbol  # the magnetisation before the n later spins
+    residual: sp.Expr  # r(mu), the residual of the CW_N logit at M_<i = mu
+    log_z: sp.Expr  # F_n(mu), a LogSumExp over k = 0..n
+    plus: sp.Expr
+    minus: sp.Expr
+    logit: sp.Expr
+    next_log_z: sp.Expr
+    r: sp.Symbol = sp.Symbol("r(mu)", real=True)
+    log_z_up: sp.Symbol = sp.Symbol("F_n(mu+1)", real=True)
+    log_z_down: sp.Symbol = sp.Symbol("F_n(mu-1)", real=True)
+    branch_plus: sp.Symbol = sp.Symbol("t^+", real=True)
+    branch_minus: sp.Symbol = sp.Symbol("t^-", real=True)
+
+
+#: mu, the magnetisation a block of later spins sees before it (M_<i, or M_<i +- 1).
+_MU = sp.Symbol("mu", integer=True)
+
+
+def _with_expanded_sums(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with the function of every LogSumExp expanded: equal sums compare equal."""
+    return expr.replace(
+        lambda e: isinstance(e, LogSumExp), lambda e: LogSumExp(sp.expand(e.function), *e.limits)
+    )
+
+
+def cw_n_recursion(
+    reduction: Reduction | None = None, *, check_up_to: int = 4
+) -> BinomialRecursion:
+    """The binomial recursion of CW_N (Note [Binomial recursion] of templates/cw_exact.py.j2),
+    derived by SymPy from the CW_N reduction and checked by :func:`check_cw_n_recursion`.
+
+    F_n(mu) is log rho^{eta} at M_<i = mu - eta: its biases depend on the sign only through
+    M_<i + eta. Its k-th exponent E_{n,k}(mu) = b + w M - log binomial(n, k) gives the two
+    branches of the first later spin: with x = +1 the other n spins keep k at -1, with
+    x = -1 they have k - 1, and E_{n+1,k}(mu) - E_{n,k}(mu + 1) and
+    E_{n+1,k}(mu) - E_{n,k-1}(mu - 1), free of n and k, are that spin's log-weights
+    +-r(mu) / 2. With Pascal's rule binomial(n + 1, k) = binomial(n, k) + binomial(n, k - 1),
+    exp F_{n+1}(mu) = exp(r / 2 + F_n(mu + 1)) + exp(-r / 2 + F_n(mu - 1)) for every n.
+    """
+    R, n, k, mu = RSYM, RSYM.n, RSYM.k, _MU
+    reduction = reduction or cw_n_form()
+    if (reduction.system, reduction.variant) != ("cw", "exact"):
+        raise ArnnGenError(f"the binomial recursion is CW_N's, not {reduction.title()}'s")
+    shifted = _with_expanded_sums(reduction.log_rho.subs(R.M, mu - R.sign))
+    if shifted.has(R.sign) or not isinstance(shifted, LogSumExp):
+        raise ArnnGenError(f"log rho^eta is not a function of M_<i + eta: {shifted}")
+    log_z = shifted
+    residual = sp.expand(reduction.logit - reduction.log_rho_of(1) + reduction.log_rho_of(-1))
+    if residual.has(LogSumExp):
+        raise ArnnGenError(f"the CW_N logit is not residual + log rho^+ - log rho^-: {residual}")
+    residual = residual.subs(R.M, mu)
+    weight = sp.log(sp.binomial(n, k))
+    exponent = sp.expand(log_z.function - weight)
+    if exponent.has(sp.binomial):
+        raise ArnnGenError(f"the CW_N terms are not binomial(n, k) exp(...): {log_z}")
+
+    def exponent_at(later: sp.Expr, down: sp.Expr, at: sp.Expr) -> sp.Expr:
+        return exponent.xreplace({n: later, k: down, mu: at})
+
+    r = BinomialRecursion.r
+    branches = []
+    for removed, step in ((0, 1), (1, -1)):  # x = +1 keeps k spins at -1, x = -1 takes one
+        gain = sp.expand(exponent_at(n + 1, k, mu) - exponent_at(n, k - removed, mu + step))
+        coefficient = sp.cancel(gain / residual)
+        if gain.has(n, k) or not coefficient.is_Rational:
+            raise ArnnGenError(f"the first later spin's log-weight is not a multiple of r: {gain}")
+        branches.append(coefficient * r)
+    pascal = sp.binomial(n + 1, k) - sp.binomial(n, k) - sp.binomial(n, k - 1)
+    if sp.combsimp(pascal) != 0:
+        raise ArnnGenError("Pascal's rule does not hold for the binomial weights")
+    half_up, half_down = branches
+    plus = half_up + BinomialRecursion.log_z_up
+    minus = half_down + BinomialRecursion.log_z_down
+    branch_plus, branch_minus = BinomialRecursion.branch_plus, BinomialRecursion.branch_minus
+    recursion = BinomialRecursion(
+        mu=mu,
+        residual=residual,
+        log_z=log_z,
+        plus=plus,
+        minus=minus,
+        logit=branch_plus - branch_minus,
+        next_log_z=logaddexp(branch_plus, branch_minus),
+    )
+    check_cw_n_recursion(recursion, reduction, up_to=check_up_to)
+    return recursion
+
+
+def _exponential_terms(expr: sp.Expr) -> dict[sp.Expr, sp.Expr]:
+    """A sum of c exp(E) as {E expanded: c}, its canonical form (c free of exp)."""
+    terms: dict[sp.Expr, sp.Expr] = {}
+    for term in sp.Add.make_args(sp.expand(expr)):
+        coefficient, exponent = sp.S.One, sp.S.Zero
+        for factor in sp.Mul.make_args(sp.powsimp(term)):
+            if isinstance(factor, sp.exp):
+                exponent += factor.args[0]
+            else:
+                coefficient *= factor
+        key = sp.expand(exponent)
+        terms[key] = terms.get(key, sp.S.Zero) + coefficient
+    return {key: value for key, value in terms.items() if value != 0}
+
+
+def check_cw_n_recursion(
+    recursion: BinomialRecursion, reduction: Reduction | None = None, *, up_to: int = 4
+) -> None:
+    """Raise :class:`ArnnGenError` unless ``recursion`` is CW_N's, in symbolic beta, J, h, N
+    and mu:
+
+    * its logit, plus - minus at mu = M_<i, is the CW_N logit of ``reduction``
+      r(M) + log rho^+ - log rho^- (every site: n = N - 1 - i symbolic);
+    * iterated from F_0 = 0 (checked: the sum over k of no spin), it gives
+      exp F_n(mu) = sum_k binomial(n, k) exp(...) for n = 1 .. ``up_to``, compared as sums
+      of exponentials;
+    * a shift of F_n by a constant c leaves the logit unchanged and shifts F_{n+1} by c, so
+      the emitted module may renormalise F_n at every step.
+    """
+    R, n, mu, rec = RSYM, RSYM.n, recursion.mu, recursion
+    reduction = reduction or cw_n_form()
+    branches = {rec.branch_plus: rec.plus, rec.branch_minus: rec.minus}
+    logit = rec.logit.xreplace(branches)
+    network = logit.xreplace(
+        {
+            rec.r: rec.residual.subs(mu, R.M),
+            rec.log_z_up: rec.log_z.subs(mu, R.M + 1),
+            rec.log_z_down: rec.log_z.subs(mu, R.M - 1),
+        }
+    )
+    difference = _with_expanded_sums(network) - _with_expanded_sums(reduction.logit)
+    if sp.expand(difference) != 0:
+        raise ArnnGenError(f"the recursion's logit {logit} is not the CW_N logit")
+    partition = sp.exp(to_elementary(rec.log_z))  # sum_k binomial(n, k) exp(E_{n,k}(mu))
+    if partition.subs(n, 0).doit() != 1:
+        raise ArnnGenError("F_0 is not 0: the sum over no later spin is not 1")
+    step = sp.exp(to_elementary(rec.next_log_z.xreplace(branches)))
+    iterated = sp.S.One  # exp F_0(mu)
+    for later in range(1, up_to + 1):
+        iterated = step.xreplace(
+            {
+                rec.r: rec.residual,
+                rec.log_z_up: sp.log(iterated.subs(mu, mu + 1)),
+                rec.log_z_down: sp.log(iterated.subs(mu, mu - 1)),
+            }
+        )
+        if _exponential_terms(iterated) != _exponential_terms(partition.subs(n, later).doit()):
+            raise ArnnGenError(f"the recursion does not give F_{later}, the sum over k")
+    c = sp.Symbol("c", real=True)
+    shift = {rec.log_z_up: rec.log_z_up + c, rec.log_z_down: rec.log_z_down + c}
+    next_log_z = to_elementary(rec.next_log_z.xreplace(branches))
+    shifted_next = sp.exp(next_log_z.xreplace(shift)) - sp.exp(c) * sp.exp(next_log_z)
+    if sp.expand(logit.xreplace(shift) - logit) != 0 or sp.expand(shifted_next) != 0:
+        raise ArnnGenError("a constant shift of F_n does not cancel in the recursion's logit")
+
+
 #: M = sum_i x_i, the magnetisation of a whole configuration (the Curie-Weiss energy's variable).
 MAGNETIZATION = sp.Symbol("M", integer=True)
 
@@ -453,6 +641,40 @@ def h2arnn_form(derivation: Derivation | None = None, *, system: str = "general"
     )
     display = 2 * S.beta * S.phi[i, i] + _LOG_RHO
     return Reduction(system, "exact", None, d, log_rho, logit, parameters, definitions, display)
+
+
+def h2arnn_bias_contracted(
+    reduction: Reduction, to_site: sp.Symbol, later_pairs: sp.Symbol, *, check_up_to: int = 5
+) -> sp.Expr:
+    """H2ARNN's bias b^{+-}_c = eta t_c + p_c / 2 in two contractions of its weight w_{c,l}
+    with the couplings: t_c = sum_{l>i} w_{c,l} J_{l,i} (``to_site``) and
+    p_c = sum_{l,l'>i} w_{c,l} J_{l,l'} xi^c_{l'} (``later_pairs``; J symmetric with a zero
+    diagonal, so each pair l < l' counts twice), which one matrix product w J gives for
+    every configuration. Checked against the bias of ``reduction`` (``h2arnn_form``) by
+    expansion for N = 1..check_up_to (:class:`ArnnGenError` if it differs)."""
+    S, R = SYMBOLS, RSYM
+    i, l, lp, c, xi = S.i, S.l, S.lp, R.c, R.spin_table
+    bias, weight = (p.initial for p in reduction.parameters)
+    form = R.sign * to_site + later_pairs / 2
+    weight_at = sp.Lambda(l, weight)
+    t = sp.Sum(weight_at(l) * S.J[l, i], (l, i + 1, S.N - 1))
+    p = sp.Sum(weight_at(l) * S.J[l, lp] * xi[c, lp], (lp, i + 1, S.N - 1), (l, i + 1, S.N - 1))
+
+    def symmetric(expr: sp.Expr) -> sp.Expr:  # J[a, b] as J[min, max], J[a, a] = 0
+        def entry(e: sp.Indexed) -> sp.Expr:
+            a, b = e.indices
+            return sp.S.Zero if a == b else S.J[min(a, b), max(a, b)]
+
+        return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == S.J, entry)
+
+    for N in range(1, check_up_to + 1):
+        for site in range(N):
+            values = {S.N: N, i: site}
+            contracted = form.xreplace({to_site: t, later_pairs: p}).subs(values)
+            difference = expand_sums(bias.subs(values)) - expand_sums(contracted)
+            if sp.expand(symmetric(difference)) != 0:
+                raise ArnnGenError(f"H2ARNN's bias is not eta t + p / 2 at N = {N}, i = {site}")
+    return form
 
 
 def resolve_variant(system: str, variant: str | None) -> str:

@@ -18,6 +18,7 @@ from arnn_gen.codegen.families.symbols import LOGIT, SPIN, SYMBOL_NAMES
 from arnn_gen.codegen.ir import ArchitectureIR, Provenance, class_name, module_name
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import SYMBOLS
+from arnn_gen.symbolic.nn_functions import sigmoid
 from arnn_gen.symbolic.simplify import RSYM, Reduction
 
 __all__ = ["FAMILIES", "Family", "family_for", "build_ir", "beta_scaled"]
@@ -79,7 +80,11 @@ def build_ir(
         sidecar="" if family.embedded else f"{stem}.npz",
     )
     parameters, formulas = family.parts(reduction)
-    formulas = (*formulas, ("log_conditional", log_conditional(SPIN, LOGIT)))
+    formulas = (
+        *formulas,
+        ("log_conditional", log_conditional(SPIN, LOGIT)),
+        ("probability_plus", sigmoid(LOGIT)),  # P(x_i = +1 | x_<i), what sampling draws
+    )
     symbol_names = tuple(SYMBOL_NAMES.items())
     return ArchitectureIR(
         name=stem,

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from arnn_gen.codegen.families.symbols import PHI, PHI_LATER, SPIN
 from arnn_gen.errors import ArnnGenError
+from arnn_gen.symbolic.derive import SYMBOLS, cavity_increment, site_energy
 from arnn_gen.symbolic.nn_functions import LogSumExp, logsigmoid, sigmoid, to_elementary
 from arnn_gen.symbolic.simplify import RSYM
 
-__all__ = ["Family", "is_indexed", "without_log_rho", "logit_assembly", "log_conditional"]
+__all__ = ["Family", "is_indexed", "without_log_rho", "logit_assembly", "log_conditional",
+           "first_layer_formulas"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,9 @@ class Family:
     ``serves``: (system, variant) pairs, system None for every system; ``parts(reduction)``
     returns (parameter specs, named formulas); ``embedded``: the module embeds its system's
     numbers (no sidecar); ``fused_multiply_add``: formulas printed with torch.addcmul;
-    ``in_place``: (printed name, formula, symbols it may overwrite) of the in-place forms.
+    ``in_place``: (printed name, formula, symbols it may overwrite) of the in-place forms; a
+    printed name equal to the formula's replaces its plain form (a formula used in place
+    only).
     """
 
     name: str
@@ -68,3 +73,16 @@ def log_conditional(spin: sp.Symbol, logit: sp.Symbol) -> sp.Expr:
         if sp.simplify(difference) != 0:
             raise ArnnGenError(f"{form} is not log P(x_i = {value}) at x_i = {value}")
     return form
+
+
+def first_layer_formulas(reduction) -> tuple[tuple[str, sp.Expr], ...]:
+    """The formulas of the dense families' first layer, the cavity fields (docs/physics.md
+    section 2), from the derivation: ``site_energy`` -x_i phi_{i,i}, whose sum over the
+    sites is H(x), and ``cavity_update`` phi_{i,l} + J_{i,l} x_i, the later fields once x_i
+    is drawn (in x_i, phi_site, phi_later and coupling)."""
+    S = SYMBOLS
+    derivation = reduction.derivation
+    energy = site_energy(derivation).xreplace({S.x[S.i]: SPIN, S.phi[S.i, S.i]: PHI})
+    increment = cavity_increment(derivation).xreplace({S.x[S.i]: SPIN})
+    increment = increment.replace(is_indexed(S.J), lambda e: RSYM.coupling)
+    return (("site_energy", energy), ("cavity_update", PHI_LATER + increment))

@@ -3,16 +3,30 @@ the 2^(N-1-i) configurations of the later spins of each site."""
 
 from __future__ import annotations
 
-from arnn_gen.codegen.families.base import Family, is_indexed, logit_assembly
-from arnn_gen.codegen.families.symbols import LOG_RHO_MINUS, LOG_RHO_PLUS, PHI, XI
+from arnn_gen.codegen.families.base import (
+    Family,
+    first_layer_formulas,
+    is_indexed,
+    logit_assembly,
+)
+from arnn_gen.codegen.families.symbols import (
+    LATER_PAIRS,
+    LOG_RHO_MINUS,
+    LOG_RHO_PLUS,
+    PHI,
+    PHI_LATER,
+    TO_SITE,
+    XI,
+)
 from arnn_gen.codegen.ir import ParamSpec
 from arnn_gen.symbolic.derive import SYMBOLS
-from arnn_gen.symbolic.simplify import RSYM, Reduction
+from arnn_gen.symbolic.simplify import RSYM, Reduction, h2arnn_bias_contracted
 
 
 def parts(reduction: Reduction):
-    """H2ARNN: b^{+-}_{i,c} and w_{c,l} = beta xi^c_l (fixed); the template contracts the
-    configuration table with the couplings for b and prints w from its formula."""
+    """H2ARNN: b^{+-}_{i,c} and w_{c,l} = beta xi^c_l (fixed), printed from their formulas:
+    b in the two contractions of w with the couplings that the template computes
+    (``h2arnn_bias_contracted``), w in the configuration table xi."""
     R = RSYM
     bias, weight = (p.initial for p in reduction.parameters)
     parameters = (
@@ -35,7 +49,9 @@ def parts(reduction: Reduction):
     logit = logit.xreplace({SYMBOLS.phi[SYMBOLS.i, SYMBOLS.i]: PHI})
     formulas = (
         ("weight", weight.replace(is_indexed(R.spin_table), lambda e: XI)),
+        ("bias", h2arnn_bias_contracted(reduction, TO_SITE, LATER_PAIRS)),
         ("logit", logit),
+        *first_layer_formulas(reduction),
     )
     return parameters, formulas
 
@@ -47,4 +63,5 @@ FAMILY = Family(
     parts=parts,
     dtype="float64",
     embedded=False,
+    in_place=(("cavity_update", "cavity_update", (PHI_LATER,)),),
 )

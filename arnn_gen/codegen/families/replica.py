@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import sympy as sp
 
-from arnn_gen.codegen.families.base import Family, is_indexed, logit_assembly, without_log_rho
+from arnn_gen.codegen.families.base import (
+    Family,
+    first_layer_formulas,
+    is_indexed,
+    logit_assembly,
+    without_log_rho,
+)
 from arnn_gen.codegen.families.symbols import (
+    COLUMN_NORM,
+    FIELD_BOUND,
     LOG_RHO_MINUS,
     LOG_RHO_PLUS,
+    LOWEST,
     PHI,
+    PHI_LATER,
     SHARED_EXP,
     SHARED_SIGMOID,
     A,
@@ -82,6 +92,46 @@ def parts(reduction: Reduction):
         ("output_slope_z", sp.diff(output, Z)),
         ("residual_slope_w", sp.diff(residual, W)),
         ("residual_slope_c", sp.diff(residual, C)),
+        *first_layer_formulas(reduction),
+        *input_bounds(layer, reduction.derivation),
+    )
+
+
+def input_bounds(layer: sp.Expr, derivation) -> tuple[tuple[str, sp.Expr], ...]:
+    """The lowest input u = b + a z a layer can see, for any spins (what decides whether the
+    eager layers may go through sigmoid(u) without underflow, the template's Note [Eager
+    layers on the CPU]).
+
+    ``field_bound``: |phi_{i,l}| <= |h_l| + sum_s |J_{s,l}| for every site i, each term of
+    the cavity field bounded by its absolute value at |x_s| = 1 and the sum over s < i
+    extended to every s (J_{l,l} = 0; more terms only loosen the bound), in the column
+    1-norm of J. u is linear in z, so its least value over an interval is at an end:
+    ``lowest_inner_input`` over z = phi in [-field_bound, field_bound], and
+    ``lowest_outer_input`` over z in [z_low, 0], the range of the layer below's output
+    logsigmoid(.) <= 0 (z_low: its value at its own lowest input).
+    """
+    S = SYMBOLS
+    layer_input = layer.args[0]
+    if sp.diff(layer_input, Z, 2) != 0:
+        raise ArnnGenError(f"the layer's input is not linear in z: {layer_input}")
+    terms = []
+    for term in sp.Add.make_args(derivation.cavity_field):
+        if isinstance(term, sp.Sum):
+            summand = term.function.replace(is_indexed(S.x), lambda e: sp.S.One)
+            if summand.replace(is_indexed(S.J), lambda e: sp.S.One) != 1:
+                raise ArnnGenError(f"unexpected term of the cavity field: {term}")
+            terms.append(COLUMN_NORM)  # sum_s |J_{s,l}| |x_s|, |x_s| = 1
+        else:
+            terms.append(sp.Abs(term.replace(is_indexed(S.h), lambda e: RSYM.h)))
+    bound = sp.Add(*terms)
+    if bound.free_symbols != {RSYM.h, COLUMN_NORM}:
+        raise ArnnGenError(f"unexpected bound of the cavity field: {bound}")
+    inner = sp.Min(layer_input.subs(Z, -FIELD_BOUND), layer_input.subs(Z, FIELD_BOUND))
+    outer = sp.Min(layer_input.subs(Z, LOWEST), layer_input.subs(Z, 0))
+    return (
+        ("field_bound", bound),
+        ("lowest_inner_input", inner),
+        ("lowest_outer_input", outer),
     )
 
 
@@ -171,6 +221,7 @@ IN_PLACE = (
     ("layer_sigmoid_in_place", "layer_sigmoid", (U,)),
     ("layer_of_sigmoid_in_place", "layer_of_sigmoid", (SHARED_SIGMOID,)),
     ("slope_of_sigmoid_in_place", "slope_of_sigmoid", (SHARED_SIGMOID,)),
+    ("cavity_update", "cavity_update", (PHI_LATER,)),  # sampling's fields
 )
 
 FAMILY = Family(
