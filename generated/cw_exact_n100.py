@@ -179,8 +179,8 @@ def _sample_by_count(thresholds, batch_size, generator, dtype):
         torch.index_select(row, 0, count, out=threshold)
         torch.le(r_i, threshold, out=up_i)
         count.add_(up_i)
-    x = torch.where(up.T == 1, 1.0, -1.0)  # 1 and 0 to +1 and -1
-    return x.to(dtype).contiguous()
+    spin_of_bit = torch.tensor([-1.0, 1.0], device=device, dtype=dtype)  # 0: -1, 1: +1
+    return torch.take(spin_of_bit, up.T.long())  # [B, N], read from the table by bit
 
 
 class CurieWeissCWN(torch.nn.Module):
