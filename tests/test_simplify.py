@@ -16,7 +16,7 @@ from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import SYMBOLS, derive_conditional, expand_sums
 from arnn_gen.symbolic.nn_functions import LogSumExp, logaddexp, logsigmoid, to_elementary
 from arnn_gen.symbolic.simplify import (
-    LINEAR_REGIME_OFFSET,
+    outer_layer_offset,
     RSYM,
     VARIANTS,
     check_cw_n_recursion,
@@ -190,7 +190,7 @@ def test_replica_paramagnetic_start_is_exact_without_later_couplings(generic):
                     - log_rho_explicit(J, h, beta, prefix, -1)
                     + 2 * beta * phi[site]
                 )
-                tolerance = 1e-12 if k == 0 else 2 * k * N * math.exp(-LINEAR_REGIME_OFFSET)
+                tolerance = 1e-12 if k == 0 else 2 * k * N * math.exp(-float(outer_layer_offset(k)))
                 assert abs(logit - expected) < tolerance
 
 

@@ -12,18 +12,25 @@ from arnn_gen.symbolic.derive import SYMBOLS, Derivation, derive_conditional
 from arnn_gen.symbolic.nn_functions import logsigmoid
 from arnn_gen.symbolic.reduction import _LOG_RHO, _MAX_LAYERS, RSYM, Parameter, Reduction
 
-__all__ = ["LINEAR_REGIME_OFFSET", "OFFSET", "replica_form"]
+__all__ = ["OUTER_OFFSET", "OFFSET", "outer_layer_offset", "replica_form"]
 
 
-#: Bias -c of the outer k-RSB layers at initialisation: logsigmoid(z - c) = z - c + O(e^(z-c))
-#: for z <= 0, so those layers start near-linear (docs/physics.md section 4) with an error of at
-#: most e^-c = 2.5e-3 per later spin, and a constant -c that cancels between rho^+ and rho^-.
-#: A larger c starts closer to the paramagnetic solution but multiplies the effect of every
-#: optimizer step on the outer weights by c: with Adam at lr 1e-2, c = 12 made SK_2RSB diverge
-#: from its start within 20 steps (relative error 0.4 at N = 12), c = 6 trains like SK_1RSB.
-LINEAR_REGIME_OFFSET = 6
-#: The symbol of that offset in the reduced forms (its value rides in Reduction.constants).
-OFFSET = sp.Symbol("c_lin", positive=True)
+#: The outer k-RSB layers start at a = 1, b = -c: logsigmoid(z - c) = z - c + O(e^(z - c))
+#: for z <= 0, near-linear for a large c, and the constants cancel between rho^+ and rho^-.
+#: But the output weights a0 multiply the outermost layer's output, about z - k c at the
+#: start, and Adam moves each weight by about its learning rate whatever the gradient's
+#: scale, so every step shakes log rho^{+-} by about lr k c per later site. Measured
+#: (docs/RESULTS.md, "Why SK_2RSB lagged"): c = 6 left SK_2RSB behind SK_1RSB and the
+#: baselines at N = 50; c = 2 / k, the k offsets adding up to OUTER_OFFSET = 2, trains
+#: SK_1RSB and SK_2RSB best of c = 0, 1, 2, 6. The start is then exact only for k = 0.
+OUTER_OFFSET = 2
+#: The symbol of the offset c of each outer layer (its value rides in Reduction.constants).
+OFFSET = sp.Symbol("c_outer", positive=True)
+
+
+def outer_layer_offset(k: int) -> sp.Rational:
+    """c = OUTER_OFFSET / k, the bias -c of each of the k outer layers at the start."""
+    return sp.Rational(OUTER_OFFSET, k)
 
 
 def replica_form(k: int, derivation: Derivation | None = None, *, system: str = "sk") -> Reduction:
@@ -36,8 +43,8 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
     Initial values (paramagnetic, q = 0): the later spins taken as non-interacting give
     log rho^{+-} = sum_l log 2cosh(beta (phi_{i,l} +- J_{i,l})) and
     log 2cosh(u) = u - logsigmoid(2u), so a0 = -1, a_{k+1} = 2 beta, b_{k+1} = +-2 beta J_{i,l},
-    residual weight 2 beta and bias 2 beta sum_{l>i} J_{i,l}; outer layers start near-linear
-    (a = 1, b = -LINEAR_REGIME_OFFSET). Exact at J_{l,l'} = 0 for k = 0.
+    residual weight 2 beta and bias 2 beta sum_{l>i} J_{i,l}; the k outer layers start at
+    a = 1, b = -c, c = outer_layer_offset(k). Exact at J_{l,l'} = 0 for k = 0.
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
         raise ArnnGenError(f"the RSB depth k must be an integer >= 0, got {k!r}")
@@ -93,7 +100,7 @@ def replica_form(k: int, derivation: Derivation | None = None, *, system: str = 
     )
     variant = "rs" if k == 0 else "krsb"
     display = residual + _LOG_RHO
-    constants = ((OFFSET, sp.Integer(LINEAR_REGIME_OFFSET)),) if k > 0 else ()
+    constants = ((OFFSET, outer_layer_offset(k)),) if k > 0 else ()
     return Reduction(
         system, variant, k, d, log_rho, logit, parameters, definitions, display, constants
     )

@@ -36,7 +36,7 @@ from arnn_gen.symbolic.curie_weiss import (
 from arnn_gen.symbolic.derive import Derivation, derive_conditional
 from arnn_gen.symbolic.h2arnn import h2arnn_bias_contracted, h2arnn_form
 from arnn_gen.symbolic.reduction import MAX_RSB_DEPTH, RSYM, Parameter, ReducedSymbols, Reduction
-from arnn_gen.symbolic.replica import LINEAR_REGIME_OFFSET, OFFSET, replica_form
+from arnn_gen.symbolic.replica import OFFSET, OUTER_OFFSET, outer_layer_offset, replica_form
 from arnn_gen.variants import VARIANTS
 
 __all__ = [
@@ -56,7 +56,8 @@ __all__ = [
     "replica_form",
     "h2arnn_form",
     "h2arnn_bias_contracted",
-    "LINEAR_REGIME_OFFSET",
+    "OUTER_OFFSET",
+    "outer_layer_offset",
     "OFFSET",
     "MAGNETIZATION",
     "curie_weiss_energy",

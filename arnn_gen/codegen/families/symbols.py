@@ -74,7 +74,7 @@ SYMBOL_NAMES: dict[sp.Basic, str] = {
     COLUMN_NORM: "column_norm",
     LOWEST: "z_low",
     MAGNETIZATION: "M",
-    OFFSET: "LINEAR_REGIME_OFFSET",  # a module-level constant of the replica modules
+    OFFSET: "OUTER_LAYER_OFFSET",  # a module-level constant of the replica modules
     HALF: "half",
     LOG_Z_UP: "log_z_up",
     LOG_Z_DOWN: "log_z_down",
