@@ -181,31 +181,19 @@ def test_default_outer_offset_keeps_adam_steps_small(emitted):
     """SK_2RSB's default start (the k outer offsets adding up to 2): five Adam steps from the
     start at beta = 0.1 move its logits less than half as far as from the earlier start with
     offset 6 per layer, whose output weights multiply an input of about z - 12 (the lag of
-    SK_2RSB at N = 50, docs/RESULTS.md "Why SK_2RSB lagged at N = 50")."""
-    from arnn_gen.learn.train import reinforce_loss
+    SK_2RSB at N = 50, docs/RESULTS.md "Why SK_2RSB lagged at N = 50"). Measured with
+    benchmarks/replica_step_size.py's logit_change."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
 
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "replica_step_size.py"
+    spec = importlib.util.spec_from_file_location("replica_step_size_under_test", script)
+    step_size = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_size)
     module = emitted("sk", variant="krsb", k=2, N=12, seed=0)
     assert module.OUTER_LAYER_OFFSET == 1
-
-    def logit_change(offset):
-        torch.manual_seed(0)
-        model = module.Model(beta=0.1)
-        if offset is not None:
-            with torch.no_grad():
-                for r in (1, 2):
-                    getattr(model, f"b{r}").copy_(-offset * model.later)
-        probe = model.sample(500, generator=torch.Generator().manual_seed(1))
-        with torch.no_grad():
-            before = model(probe)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(5):
-            x, log_q = model.sample_with_log_prob(500)
-            loss, _ = reinforce_loss(model, x, 0.1, log_q)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            return float((model(probe) - before).pow(2).mean().sqrt())
-
-    default, earlier = logit_change(None), logit_change(6.0)
+    args = argparse.Namespace(seed=0, beta=0.1, lr=1e-3, steps=5, batch=500)
+    default = step_size.logit_change(module, None, args)
+    earlier = step_size.logit_change(module, 6.0, args)
     assert default < earlier / 2, (default, earlier)
