@@ -7,6 +7,7 @@ convention), 1 for everything else. No traceback reaches the user.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -29,7 +30,17 @@ from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import MAX_ENUMERATION_N
 from arnn_gen.exact import exact as exact_reference
 from arnn_gen.files import write_atomically
-from arnn_gen.pipeline import build_system, lower, resolve
+from arnn_gen.pipeline import (
+    BOUNDARIES,
+    DISORDERS,
+    FORMATS,
+    LATTICES,
+    ORDERS,
+    SPARSE_SYSTEMS,
+    build_system,
+    lower,
+    resolve,
+)
 from arnn_gen.symbolic.derive import derive_conditional
 from arnn_gen.symbolic.display import render_latex, render_png, render_text
 from arnn_gen.symbolic.simplify import VARIANTS, reduce_conditional
@@ -103,7 +114,8 @@ system_option = click.option(
     "--system",
     required=True,
     type=click.Choice(SYSTEMS),
-    help="general (couplings from a file), cw (Curie-Weiss) or sk (Sherrington-Kirkpatrick).",
+    help="general (couplings from a file), cw (Curie-Weiss), sk (Sherrington-Kirkpatrick), "
+    "ea2d, ea3d (Edwards-Anderson), ising2d, rrg (random regular graph).",
 )
 variant_option = click.option(
     "--variant",
@@ -111,6 +123,38 @@ variant_option = click.option(
     default=None,
     help="Architecture (default: general krsb, cw exact, sk krsb).",
 )
+
+
+def sparse_options(command, *, file_format: bool = True):
+    """The options of the lattices, random regular graphs and couplings files (DESIGN.md's
+    table), shared by emit, exact, derive and mcmc; validated by pipeline.resolve. derive
+    reads no couplings file (its --format is the output's): ``file_format`` False."""
+    options = (
+        click.option("-L", "L", type=int, default=None,
+                     help="Lattice side (ea2d, ising2d: L rows of W sites; ea3d: L^3)."),
+        click.option("-W", "W", type=int, default=None, help="Lattice width (default L)."),
+        click.option("--boundary", type=click.Choice(BOUNDARIES), default="periodic",
+                     show_default=True, help="Lattice boundary conditions."),
+        click.option("--disorder", type=click.Choice(DISORDERS), default="gaussian",
+                     show_default=True, help="Couplings of ea2d, ea3d, rrg: N(0, 1) or +-1."),
+        click.option("--degree", type=int, default=3, show_default=True,
+                     help="Degree of the random regular graph (rrg)."),
+        click.option("--format", "fmt_file", type=click.Choice(FORMATS), default="auto",
+                     show_default=True, help="Format of the --couplings file."),
+        click.option("--order", type=click.Choice(ORDERS), default="auto", show_default=True,
+                     help="Site order of a sparse system's network (docs/physics.md 7)."),
+    )  # fmt: skip
+    if not file_format:
+        options = tuple(option for option in options if option is not options[5])
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _sparse(L, W, boundary, disorder, degree, order, fmt_file="auto"):  # noqa: N803
+    """The sparse options as keywords of pipeline.resolve."""
+    return {"L": L, "W": W, "boundary": boundary, "disorder": disorder, "degree": degree,
+            "format": fmt_file, "order": order}  # fmt: skip
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,16 +180,21 @@ def main() -> None:
 )
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
-def derive(system, variant, N, k, fmt, out, force):  # noqa: N803
-    """Print the derived conditional P(x_i=+1|x_<i), then the reduced form of the variant."""
-    request = resolve(system, variant=variant, N=N, k=k, symbolic=True)
+@functools.partial(sparse_options, file_format=False)
+def derive(system, variant, N, k, fmt, out, force, **sparse):  # noqa: N803
+    """Print the derived conditional P(x_i=+1|x_<i), then the reduced form of the variant
+    (for a sparse system's replica variants: over the frontier, docs/physics.md section 7)."""
+    request = resolve(system, variant=variant, N=N, k=k, symbolic=True, **_sparse(**sparse))
     variant = request.variant
+    if system in LATTICES:
+        N = None  # noqa: N806 (a lattice's formulas are shown for generic N)
     if fmt == "png" and out is None:
         raise click.UsageError("--format png needs --out FILE.png")
     if out is not None:
         _checked_out(out, force)
     derivation = derive_conditional()
-    reduction = reduce_conditional(system, variant, k=k, derivation=derivation)
+    layout = "frontier" if system in SPARSE_SYSTEMS and variant in ("rs", "krsb") else "dense"
+    reduction = reduce_conditional(system, variant, k=k, derivation=derivation, layout=layout)
     sections = [
         ("Exact autoregressive conditional (docs/physics.md section 2)", derivation),
         (f"Reduced form: {reduction.title()} ({system}, variant {variant})", reduction),
@@ -173,16 +222,26 @@ def derive(system, variant, N, k, fmt, out, force):  # noqa: N803
 @click.option("--seed", type=int, default=0, show_default=True, help="SK instance seed.")
 @click.option("--couplings", type=str, default=None, help="Couplings file (system general).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
-    """Exact free energy and observables: the Curie-Weiss formula at any N, enumeration
+@sparse_options
+def exact(system, N, beta, J, h, seed, couplings, as_json, **sparse):  # noqa: N803
+    """Exact free energy and observables: the Curie-Weiss formula at any N; frontier
+    elimination for sparse systems whose frontier is at most 24 sites wide (docs/physics.md
+    section 7), Kaufman's formula for the periodic 2D Ising ferromagnet; enumeration
     (N <= 24) otherwise."""
     check_beta(beta)
-    default_n = 100 if system == "cw" else 20
-    enumerated = system != "cw"
+    # The options are checked by resolve, with the variant whose defaults and size bound fit
+    # a reference: any N for cw (CW_inf's), small lattices for the sparse systems (exact's).
+    variant = {"cw": "inf", **dict.fromkeys(SPARSE_SYSTEMS, "exact")}.get(system)
+    request = resolve(
+        system, variant=variant, N=N, J=J, h=h, seed=seed, couplings=couplings, symbolic=True,
+        **_sparse(**sparse),
+    )  # fmt: skip
+    enumerated = system == "sk"
     hamiltonian = build_system(
-        system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=default_n,
+        system, None if system in LATTICES else N, default_n=100 if system == "cw" else 20,
         max_n=MAX_ENUMERATION_N if enumerated else None,
         purpose="exact enumeration (2^N states)" if enumerated else "",
+        **request.system_options(),
     )  # fmt: skip
     result = exact_reference(hamiltonian, beta)
     record = result.to_dict()
@@ -195,7 +254,8 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
     click.echo(f"free_energy       {result.free_energy:.15g}   (per spin)")
     click.echo(f"energy            {result.energy:.15g}   (per spin)")
     click.echo(f"entropy           {result.entropy:.15g}   (per spin)")
-    click.echo(f"magnetization_abs {result.magnetization_abs:.15g}")
+    absolute = result.magnetization_abs
+    click.echo(f"magnetization_abs {'n/a' if absolute is None else format(absolute, '.15g')}")
 
 
 @main.command()
@@ -211,10 +271,11 @@ def exact(system, N, beta, J, h, seed, couplings, as_json):  # noqa: N803
 @click.option("--out", type=str, default="generated", show_default=True, help="Directory.")
 @click.option("--name", type=str, default=None, help="Module name (default from the spec).")
 @click.option("--force", is_flag=True, help="Overwrite an existing module.")
-def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force):  # noqa: N803
+@sparse_options
+def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force, **sparse):  # noqa: N803
     """Emit a standalone PyTorch module (and its .npz sidecar); print the path written."""
     request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
-                      couplings=couplings, name=name)  # fmt: skip
+                      couplings=couplings, name=name, **_sparse(**sparse))  # fmt: skip
     stages = lower(request)
     path = write_module(stages.ir, stages.source, stages.hamiltonian, out, force=force)
     click.echo(str(path))
@@ -519,7 +580,8 @@ def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
 @click.option("--chain-seed", type=int, default=0, show_default=True)
 @click.option("--out", type=str, required=True, help="Output .npy file.")
 @click.option("--force", is_flag=True)
-def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out, force):  # noqa: N803
+@sparse_options
+def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out, force, **sparse):  # noqa: N803
     """Single-spin-flip Metropolis over many independent chains: one sample per chain."""
     import torch
 
@@ -530,7 +592,12 @@ def mcmc(system, N, J, h, seed, couplings, count, beta, sweeps, chain_seed, out,
     check_int("--sweeps", sweeps, 0, MAX_TRAINING_STEPS)
     _check_seed(chain_seed, "--chain-seed")
     target = _checked_out(out, force)
-    hamiltonian = build_system(system, N, J=J, h=h, seed=seed, couplings=couplings, default_n=100)
+    request = resolve(system, N=N, J=J, h=h, seed=seed, couplings=couplings,
+                      **_sparse(**sparse))  # fmt: skip
+    hamiltonian = build_system(system, None if system in LATTICES else N, default_n=100,
+                               **request.system_options())  # fmt: skip
+    if hasattr(hamiltonian, "to_dense"):  # Metropolis reads dense couplings: N <= 16384
+        hamiltonian = hamiltonian.to_dense()
     if count * hamiltonian.N > MAX_BATCH_SPINS:
         raise ArnnGenError(f"-n {count} chains of N = {hamiltonian.N} spins exceed "
                            f"{MAX_BATCH_SPINS} spins in memory; run fewer chains")  # fmt: skip

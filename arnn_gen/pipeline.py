@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+import numpy as np
+
 from arnn_gen import systems
 from arnn_gen.checks import (
     MAX_CW_TABLE_N,
@@ -64,6 +66,22 @@ class Stages(NamedTuple):
     source: str
 
 
+#: Systems on a lattice: their size is -L [-W], never -N (N = L W, or L^3).
+LATTICES = ("ea2d", "ea3d", "ising2d")
+#: Systems whose couplings are held sparse (edge arrays) from generation on.
+SPARSE_SYSTEMS = (*LATTICES, "rrg")
+BOUNDARIES = ("periodic", "open")
+DISORDERS = ("gaussian", "pm1")
+FORMATS = ("auto", "npz", "edges", "gset", "sgb")
+ORDERS = ("auto", "natural", "rcm")
+#: The frontier networks of a general couplings file are chosen when their pairs (i, l),
+#: l in F^+_i, number at most this fraction of the dense networks' N (N - 1) / 2: a
+#: frontier pair costs more than a dense one (gathers, padding), docs/performance.md.
+FRONTIER_FRACTION = 0.25
+#: The exact network of a sparse system holds 2^|F_i| configurations per site.
+MAX_FRONTIER_EXACT_WIDTH = 20
+
+
 def build_system(
     system: str,
     N: int | None,  # noqa: N803
@@ -75,16 +93,32 @@ def build_system(
     default_n: int,
     max_n: int | None = None,
     purpose: str = "",
-) -> systems.Hamiltonian | systems.CurieWeiss:
-    """Stage 1 from the CLI's options: a couplings file (system general), or the CW / SK
-    system of N spins (``default_n`` when N is None).
+    L: int | None = None,  # noqa: N803
+    W: int | None = None,  # noqa: N803
+    boundary: str = "periodic",
+    disorder: str = "gaussian",
+    degree: int = 3,
+    fmt: str = "auto",
+):
+    """Stage 1 from the CLI's options: a couplings file (system general, read sparse), the
+    CW / SK system of N spins (``default_n`` when N is None), a lattice of -L [-W] sites or a
+    random regular graph (sparse, docs/physics.md section 7).
 
     A Curie-Weiss system comes as :class:`~arnn_gen.systems.CurieWeiss` (its three numbers,
     no matrix). ``max_n`` bounds the size for the operation ``purpose`` names (e.g. exact
     enumeration); it is checked before any [N, N] array exists."""
     if N is not None:
         check_spins(N, "N")
-    size = default_n if N is None else N
+    if system in LATTICES:
+        if N is not None:
+            raise ArnnGenError(f"--system {system} takes its size from -L (and -W), not -N")
+        size = lattice_size(system, L, W)
+    else:
+        if L is not None or W is not None:
+            raise ArnnGenError(
+                f"-L and -W apply to the lattices ({', '.join(LATTICES)}), not {system}"
+            )
+        size = default_n if N is None else N
     if max_n is not None and couplings is None and size > max_n:
         raise ArnnGenError(
             f"{purpose or 'this operation'} is limited to N <= {max_n}, got N={size}"
@@ -92,7 +126,7 @@ def build_system(
     if couplings is not None:
         if system != "general":
             raise ArnnGenError(f"--couplings applies to --system general, not {system}")
-        hamiltonian = systems.load(couplings, max_n=max_n, purpose=purpose)
+        hamiltonian = systems.read_couplings(couplings, fmt, max_n=max_n or MAX_SPINS)
         if N is not None and N != hamiltonian.N:
             raise ArnnGenError(f"-N {N} disagrees with the {hamiltonian.N} spins of {couplings}")
         return hamiltonian
@@ -100,12 +134,45 @@ def build_system(
         raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
     if system == "cw":
         return systems.CurieWeiss(size, J, h)
-    return systems.sherrington_kirkpatrick(size, J=J, h=h, seed=seed)
+    if system == "sk":
+        return systems.sherrington_kirkpatrick(size, J=J, h=h, seed=seed)
+    if system == "ea2d":
+        return systems.ea2d(L, W, boundary=boundary, disorder=disorder, h=h, seed=seed)
+    if system == "ea3d":
+        return systems.ea3d(L, boundary=boundary, disorder=disorder, h=h, seed=seed)
+    if system == "ising2d":
+        return systems.ising2d(L, W, boundary=boundary, J=J, h=h)
+    return systems.rrg(size, degree=degree, disorder=disorder, h=h, seed=seed)
+
+
+def lattice_size(system: str, L: int | None, W: int | None) -> int:  # noqa: N803
+    """N of a lattice, checked before anything is built: L W (2D) or L^3 (ea3d)."""
+    if L is None:
+        raise ArnnGenError(f"--system {system} needs -L")
+    L = check_int("-L", L, 1, MAX_SPINS)  # noqa: N806
+    if system == "ea3d":
+        if W is not None:
+            raise ArnnGenError("--system ea3d is an L x L x L cube: -W does not apply")
+        size = L**3
+    else:
+        size = L * check_int("-W", L if W is None else W, 1, MAX_SPINS)
+    if size > MAX_SPINS:
+        raise ArnnGenError(f"the lattice has {size} spins; the limit is N <= {MAX_SPINS}")
+    return size
 
 
 def default_size(system: str, variant: str) -> int:
-    """DESIGN.md: 100, or 20 for the enumerating exact variants of general and sk."""
+    """DESIGN.md: 100, or 20 for the enumerating exact variants of general and sk; the
+    lattices' default side is in :func:`default_side`."""
     return MAX_H2ARNN_N if (variant == "exact" and system != "cw") else 100
+
+
+def default_side(system: str, variant: str) -> int:
+    """The default -L of a lattice: about 100 spins (10 x 10, 5^3), or a small system for
+    the exact networks, whose tables grow as 2^width (4 x 4, 3^3)."""
+    if variant == "exact":
+        return 3 if system == "ea3d" else 4
+    return 5 if system == "ea3d" else 10
 
 
 def _purpose(request: Request) -> str:
@@ -162,9 +229,10 @@ def check_module_name(name: str) -> str:
 class Request:
     """One architecture to build, validated: what ``arnn-gen emit`` (and ``derive``) asks.
 
-    ``N`` is the requested size (the default of the variant when none was given), or None
-    for a couplings file, whose size the file decides. :func:`resolve` is the only
-    constructor the CLI and the API use; every check and error message lives there.
+    ``N`` is the requested size (the default of the variant when none was given; L W or L^3
+    for a lattice), or None for a couplings file, whose size the file decides. :func:`resolve`
+    is the only constructor the CLI and the API use; every check and error message lives
+    there.
     """
 
     system: str
@@ -178,28 +246,63 @@ class Request:
     couplings: str | None = None
     name: str | None = None
     dtype: str | None = None
+    L: int | None = None  # noqa: N815
+    W: int | None = None  # noqa: N815
+    boundary: str = "periodic"
+    disorder: str = "gaussian"
+    degree: int = 3
+    format: str = "auto"
+    order: str = "auto"
 
     def size_limit(self) -> int:
         """The most spins this architecture can take (checked before J is built)."""
-        if self.variant == "exact" and self.system != "cw":
-            return MAX_H2ARNN_N
-        if self.variant == "exact":
+        if self.variant == "exact" and self.system in ("general", "sk"):
+            return MAX_H2ARNN_N  # a file's N: the frontier's width decides (_layout)
+        if self.variant == "exact" and self.system == "cw":
             return MAX_CW_TABLE_N
-        return MAX_SPINS if self.system == "cw" else MAX_DENSE_N
+        if self.system in ("cw", "general") or self.system in SPARSE_SYSTEMS:
+            return MAX_SPINS
+        return MAX_DENSE_N
 
-    def command(self, N: int) -> str:  # noqa: N803
+    def system_options(self) -> dict:
+        """The keyword options of :func:`build_system` this request sets."""
+        return {
+            "J": self.J, "h": self.h, "seed": self.seed, "couplings": self.couplings,
+            "L": self.L, "W": self.W, "boundary": self.boundary, "disorder": self.disorder,
+            "degree": self.degree, "fmt": self.format,
+        }  # fmt: skip
+
+    def command(self, N: int, site_order: str = "") -> str:  # noqa: N803
         """The ``arnn-gen emit`` command line that remakes the module (its header records
-        it); every word from the user is shell-quoted on one line (:func:`shell_word`)."""
-        parts = ["arnn-gen emit", f"--system {self.system}", f"--variant {self.variant}", f"-N {N}"]
+        it); every word from the user is shell-quoted on one line (:func:`shell_word`).
+        ``site_order``: the order a frontier network was emitted with."""
+        parts = ["arnn-gen emit", f"--system {self.system}", f"--variant {self.variant}"]
+        if self.system in LATTICES:
+            parts.append(f"-L {self.L}")
+            if self.system != "ea3d":
+                parts.append(f"-W {self.W}")
+            parts.append(f"--boundary {self.boundary}")
+        elif self.couplings is None or self.N is not None:
+            parts.append(f"-N {N}")
         if self.variant == "krsb":
             parts.append(f"-k {self.k}")
         parts.append(f"--beta {_format_number(self.beta)}")
         if self.couplings is not None:
             parts.append(f"--couplings {shell_word(self.couplings)}")
-        else:
-            parts += [f"--J {_format_number(self.J)}", f"--h {_format_number(self.h)}"]
-            if self.system == "sk":
-                parts.append(f"--seed {self.seed}")
+            if self.format != "auto":
+                parts.append(f"--format {self.format}")
+        elif self.system == "rrg":
+            parts.append(f"--degree {self.degree}")
+        if self.system in ("ea2d", "ea3d", "rrg"):
+            parts.append(f"--disorder {self.disorder}")
+        if self.system in ("cw", "sk", "ising2d"):
+            parts.append(f"--J {_format_number(self.J)}")
+        if self.couplings is None:
+            parts.append(f"--h {_format_number(self.h)}")
+        if self.system in ("sk", "ea2d", "ea3d", "rrg"):
+            parts.append(f"--seed {self.seed}")
+        if site_order:
+            parts.append(f"--order {site_order}")
         if self.name is not None:
             parts.append(f"--name {self.name}")
         return " ".join(parts)
@@ -219,12 +322,20 @@ def resolve(
     name: str | None = None,
     dtype: str | None = None,
     symbolic: bool = False,
+    L: int | None = None,  # noqa: N803
+    W: int | None = None,  # noqa: N803
+    boundary: str = "periodic",
+    disorder: str = "gaussian",
+    degree: int = 3,
+    format: str = "auto",  # noqa: A002 (the CLI's --format)
+    order: str = "auto",
 ) -> Request:
     """Validate a request and fill in its defaults, once (DESIGN.md, "The request, resolved
     once"): the system and variant (DESIGN.md's table), the RSB depth, the size against the
-    variant's bound, beta, the coupling scale and field, the seed, the couplings file, the
-    module name and the dtype. ``symbolic``: a request for the formulas only (``arnn-gen
-    derive``), which needs no couplings file.
+    variant's bound, beta, the coupling scale and field, the seed, the couplings file and
+    its format, the lattice and graph options, the site order, the module name and the
+    dtype. ``symbolic``: a request for the formulas only (``arnn-gen derive``), which needs
+    no couplings file.
 
     >>> request = resolve("sk", beta=1.5)
     >>> request.variant, request.k, request.N
@@ -233,6 +344,8 @@ def resolve(
     20
     >>> resolve("cw", variant="inf", N=10**6).N
     1000000
+    >>> resolve("ea2d", L=32).N  # a 32 x 32 lattice
+    1024
     """
     variant = resolve_variant(system, variant)
     k = check_int("the RSB depth k", k, 0, MAX_RSB_DEPTH)
@@ -243,11 +356,32 @@ def resolve(
         raise ArnnGenError(f"dtype must be float32 or float64, got {dtype!r}")
     if name is not None:
         check_module_name(name)
+    choices_of = {"--boundary": (boundary, BOUNDARIES), "--disorder": (disorder, DISORDERS),
+                  "--format": (format, FORMATS), "--order": (order, ORDERS)}  # fmt: skip
+    for option, (value, choices) in choices_of.items():
+        if value not in choices:
+            raise ArnnGenError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    degree = check_int("--degree", degree, 1)
     if couplings is not None and system != "general":
         raise ArnnGenError(f"--couplings applies to --system general, not {system}")
+    if format != "auto" and couplings is None:
+        raise ArnnGenError("--format applies to a --couplings file")
     if couplings is None and system == "general" and not symbolic:
         raise ArnnGenError("--system general needs --couplings FILE (.npz or edge list)")
-    request = Request(system, variant, k, None, beta, J, h, seed, couplings, name, dtype)
+    if order != "auto" and system not in (*SPARSE_SYSTEMS, "general"):
+        raise ArnnGenError(f"--order applies to sparse systems, not {system}")
+    request = Request(system, variant, k, None, beta, J, h, seed, couplings, name, dtype,
+                      None, None, boundary, disorder, degree, format, order)  # fmt: skip
+    if system in LATTICES:
+        if N is not None:
+            raise ArnnGenError(f"--system {system} takes its size from -L (and -W), not -N")
+        L = default_side(system, variant) if L is None else L  # noqa: N806
+        size = lattice_size(system, L, W)
+        if system != "ea3d":
+            W = L if W is None else W  # noqa: N806
+        return replace(request, N=size, L=int(L), W=None if W is None else int(W))
+    if L is not None or W is not None:
+        raise ArnnGenError(f"-L and -W apply to the lattices ({', '.join(LATTICES)}), not {system}")
     if couplings is not None:
         if N is not None:
             check_spins(N, "N")
@@ -287,14 +421,62 @@ def lower(
     request = system if isinstance(system, Request) else resolve(system, **options)
     if isinstance(system, Request) and options:
         raise ArnnGenError(f"lower() takes a Request or options, not both: {sorted(options)}")
+    limit = MAX_SPINS if request.couplings is not None else request.size_limit()
     hamiltonian = build_system(
-        request.system, request.N, J=request.J, h=request.h, seed=request.seed,
-        couplings=request.couplings, default_n=default_size(request.system, request.variant),
-        max_n=request.size_limit(), purpose=_purpose(request),
+        request.system, None if request.system in LATTICES else request.N,
+        default_n=default_size(request.system, request.variant),
+        max_n=limit, purpose=_purpose(request), **request.system_options(),
     )  # fmt: skip
+    hamiltonian, layout, site_order = _layout(request, hamiltonian)
     derivation = derivation or derive_conditional()
     reduction = reduce_conditional(request.system, request.variant, k=request.k,
-                                   derivation=derivation)  # fmt: skip
+                                   derivation=derivation, layout=layout)  # fmt: skip
     ir = build_ir(hamiltonian, reduction, beta=request.beta, name=request.name,
-                  dtype=request.dtype, command=request.command(hamiltonian.N))  # fmt: skip
+                  dtype=request.dtype, command=request.command(hamiltonian.N, site_order),
+                  site_order=site_order)  # fmt: skip
     return Stages(hamiltonian, derivation, reduction, ir, render_module(ir))
+
+
+def _layout(request: Request, hamiltonian):
+    """(system, layout, site order) of the network: the frontier networks for a sparse
+    system's replica variants, in the requested site order ("auto": row-major on the
+    lattices, else the order of natural and reverse Cuthill-McKee with the smaller frontier,
+    docs/physics.md section 7); the dense ones otherwise. A couplings file is read sparse and
+    takes the frontier networks when its frontier pairs are at most FRONTIER_FRACTION of the
+    dense pairs (in the order chosen), else it becomes dense."""
+    sparse = isinstance(hamiltonian, systems.SparseHamiltonian)
+    if not sparse:
+        return hamiltonian, "dense", ""
+    method, frontier = _site_order(request, hamiltonian)
+    N = hamiltonian.N  # noqa: N806
+    if request.variant == "exact":
+        if request.system == "general" and N <= MAX_H2ARNN_N:
+            return hamiltonian.to_dense(), "dense", ""
+        if frontier.width > MAX_FRONTIER_EXACT_WIDTH:
+            raise ArnnGenError(
+                f"the exact variant enumerates 2^N states (H2ARNN, N <= {MAX_H2ARNN_N}) or "
+                f"the 2^|F_i| states of each frontier (width <= {MAX_FRONTIER_EXACT_WIDTH}); "
+                f"got N = {N}, width {frontier.width} in the {method} order "
+                "(use --variant krsb or rs; arnn-gen exact for the reference)"
+            )
+        return hamiltonian, "frontier", method
+    dense_pairs = N * (N - 1) / 2
+    if request.system == "general" and frontier.total > FRONTIER_FRACTION * dense_pairs:
+        return hamiltonian.to_dense(), "dense", ""
+    return hamiltonian, "frontier", method
+
+
+def _site_order(request: Request, hamiltonian):
+    """(method, Frontier) of the site order a frontier network takes: the requested one, or
+    with "auto" systems.site_order's choice (row-major on a lattice, else the narrower of
+    natural and reverse Cuthill-McKee)."""
+    if request.order != "auto":
+        order = systems.site_order(hamiltonian, request.order)
+        return request.order, systems.frontier(hamiltonian, order)
+    if request.system in LATTICES:
+        method = "natural"
+        order = systems.site_order(hamiltonian, method)
+    else:
+        order = systems.site_order(hamiltonian, "auto")
+        method = "natural" if bool((order == np.arange(hamiltonian.N)).all()) else "rcm"
+    return method, systems.frontier(hamiltonian, order)

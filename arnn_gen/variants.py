@@ -12,4 +12,8 @@ VARIANTS: Mapping[str, tuple[str, ...]] = {
     "general": ("krsb", "exact", "rs"),
     "cw": ("exact", "inf", "rs", "krsb"),
     "sk": ("krsb", "exact", "rs"),
+    "ea2d": ("krsb", "rs", "exact"),
+    "ea3d": ("krsb", "rs", "exact"),
+    "ising2d": ("krsb", "rs", "exact"),
+    "rrg": ("krsb", "rs", "exact"),
 }

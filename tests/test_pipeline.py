@@ -82,11 +82,13 @@ def test_lower_takes_a_request_or_its_options():
 
 
 def test_a_couplings_file_is_sized_by_the_variant(tmp_path):
+    """The exact variant of a file: H2ARNN up to N = 20, beyond only a frontier of width at
+    most 20 (a dense graph of N spins has width N - 2); the replica variants at any N."""
     path = tmp_path / "c.txt"
-    systems.save(systems.sherrington_kirkpatrick(MAX_H2ARNN_N + 1, seed=1), path)
-    with pytest.raises(ArnnGenError, match=f"N <= {MAX_H2ARNN_N}"):
+    systems.save(systems.sherrington_kirkpatrick(MAX_H2ARNN_N + 3, seed=1), path)
+    with pytest.raises(ArnnGenError, match=f"N <= {MAX_H2ARNN_N}.*width 21"):
         lower("general", variant="exact", couplings=str(path))
-    assert lower("general", couplings=str(path)).ir.N == MAX_H2ARNN_N + 1
+    assert lower("general", couplings=str(path)).ir.N == MAX_H2ARNN_N + 3
 
 
 def _remake(header_command: str, cwd) -> bytes:

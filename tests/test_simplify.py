@@ -16,11 +16,11 @@ from arnn_gen.errors import ArnnGenError
 from arnn_gen.symbolic.derive import SYMBOLS, derive_conditional, expand_sums
 from arnn_gen.symbolic.nn_functions import LogSumExp, logaddexp, logsigmoid, to_elementary
 from arnn_gen.symbolic.simplify import (
-    outer_layer_offset,
     RSYM,
     VARIANTS,
     check_cw_n_recursion,
     cw_n_recursion,
+    outer_layer_offset,
     reduce_conditional,
     replica_form,
 )

@@ -227,7 +227,7 @@ def test_validation_errors(call, match):
 
 
 def test_kinds_constant():
-    assert KINDS == ("general", "cw", "sk")
+    assert KINDS == ("general", "cw", "sk", "ea2d", "ea3d", "ising2d", "rrg")
 
 
 # --------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ PHYSICS_TEMPLATES = (
     "count_sampling.py.j2",
     "replica.py.j2",
     "replica_layers.py.j2",
+    "frontier_replica.py.j2",
+    "frontier_exact.py.j2",
 )
 MACHINERY_TEMPLATES = (
     "replica_blocks.py.j2",
@@ -54,6 +56,9 @@ MACHINERY_TEMPLATES = (
     "replica_gradients.py.j2",
     "replica_cuda_graphs.py.j2",
     "replica_settings.py.j2",
+    "frontier_blocks.py.j2",
+    "frontier_system.py.j2",
+    "frontier_exact_tables.py.j2",
 )
 
 #: Functions that check the inputs (spins, couplings, beta, batch size).
@@ -65,7 +70,8 @@ MODEL_QUANTITIES = frozenset(
     logit logits log_rho log_rho_plus log_rho_minus residual weight bias input_bias
     input_weight omega M m a b w z y u s xi coupled to_site later_pairs table log_z plus
     minus energy log_q probability field_bound column_norm z_low a0 a1 a2 b1 b2
-    residual_weight residual_bias""".split()
+    residual_weight residual_bias increments prefix pair_coupling earlier_coupling
+    later_coupling""".split()
 )
 
 #: Elementwise math functions and arithmetic methods: typed on a model quantity, a formula.
@@ -84,6 +90,9 @@ CASES = (
     ("cw", {"variant": "inf", "N": 6}),
     ("sk", {"variant": "rs", "N": 6, "seed": 0}),
     ("sk", {"variant": "krsb", "k": 2, "N": 6, "seed": 0}),
+    ("ea2d", {"variant": "rs", "L": 3, "W": 3, "seed": 0}),
+    ("rrg", {"variant": "krsb", "k": 2, "N": 8, "seed": 0}),
+    ("ea2d", {"variant": "exact", "L": 3, "W": 3, "seed": 0}),
 )
 
 

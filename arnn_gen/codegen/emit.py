@@ -114,10 +114,8 @@ def write_module(
     with contextlib.ExitStack() as stack:
         staged: list[tuple[Path, Path]] = []
         if sidecar is not None:
-            from arnn_gen.systems import write_npz
-
             handle, temporary = stack.enter_context(stage(sidecar))
-            write_npz(hamiltonian, handle)
+            write_sidecar(ir, hamiltonian, handle)
             staged.append((temporary, sidecar))
         handle, module_temporary = stack.enter_context(stage(module))
         handle.write(data)
@@ -128,6 +126,22 @@ def write_module(
         return module
     replace_together(staged)
     return module
+
+
+def write_sidecar(ir: ArchitectureIR, hamiltonian, handle) -> None:
+    """The module's sidecar .npz: J and h of a dense system; the edges, weights, fields and
+    site order of a frontier network (ir.site_order names how the order is chosen; it is
+    computed again here, deterministically, from the system)."""
+    if not ir.site_order:
+        from arnn_gen.systems import write_npz
+
+        write_npz(hamiltonian, handle)
+        return
+    from arnn_gen.systems.ordering import site_order
+    from arnn_gen.systems.sparse import write_sparse_npz
+
+    order = site_order(hamiltonian, ir.site_order)
+    write_sparse_npz(hamiltonian, handle, extra={"order": order.astype("<i8")})
 
 
 def _same_bytes(first: Path, second: Path) -> bool:

@@ -175,6 +175,9 @@ class ArchitectureIR:
     conditional_latex: tuple[str, ...]
     reduced_latex: tuple[str, ...]
     command: str  # the arnn-gen emit command that remakes the module
+    #: The site order of a frontier network: how it was chosen ("natural", "rcm"); the
+    #: permutation itself is in the sidecar. "" for the dense families (natural order).
+    site_order: str = ""
     version: str = __version__
     notes: tuple[str, ...] = field(default=())
 
@@ -207,6 +210,10 @@ class ArchitectureIR:
         ):
             if not isinstance(getattr(self, group), tuple):
                 raise ArnnGenError(f"{group} must be a tuple")
+        if self.site_order not in ("", "natural", "rcm"):
+            raise ArnnGenError(
+                f"site_order must be '', 'natural' or 'rcm', got {self.site_order!r}"
+            )
         names = [p.name for p in self.parameters]
         if len(set(names)) != len(names):
             raise ArnnGenError(f"duplicate parameter names in {names}")
@@ -268,7 +275,15 @@ class ArchitectureIR:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_SYSTEM_CLASS = {"general": "General", "cw": "CurieWeiss", "sk": "SherringtonKirkpatrick"}
+_SYSTEM_CLASS = {
+    "general": "General",
+    "cw": "CurieWeiss",
+    "sk": "SherringtonKirkpatrick",
+    "ea2d": "EdwardsAnderson2D",
+    "ea3d": "EdwardsAnderson3D",
+    "ising2d": "Ising2D",
+    "rrg": "RandomRegularGraph",
+}
 
 
 def module_name(system: str, variant: str, N: int, k: int | None) -> str:  # noqa: N803

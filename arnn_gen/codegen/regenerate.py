@@ -33,6 +33,12 @@ CANONICAL: tuple[tuple[str, str], ...] = (
     ("sk_krsb1_n100", "--system sk"),
     ("sk_exact_n20", "--system sk --variant exact"),
     ("sk_rs_n100", "--system sk --variant rs"),
+    ("ea2d_krsb1_n100", "--system ea2d"),
+    ("ea2d_rs_n100", "--system ea2d --variant rs"),
+    ("ea2d_exact_n16", "--system ea2d --variant exact"),
+    ("ea3d_krsb1_n125", "--system ea3d"),
+    ("ising2d_krsb1_n100", "--system ising2d"),
+    ("rrg_krsb1_n100", "--system rrg"),
 )
 
 

@@ -8,9 +8,10 @@ Two routes to the partition function Z = sum_x exp(-beta H(x)) (docs/physics.md 
   section 3), exact at any N (tested up to N = 10^6), and its N -> infinity limit
   (:func:`curie_weiss_mean_field`, the saddle point m = tanh(beta (J m + h))).
 
-:func:`exact` dispatches between them. :func:`exact_conditionals` and :func:`log_boltzmann`
-give the exact autoregressive conditionals P(x_i = +1 | x_<i) and log P(x) that the derived
-networks must reproduce (docs/physics.md section 2).
+:func:`arnn_gen.exact.exact` picks the route (:mod:`arnn_gen.exact.dispatch`).
+:func:`exact_conditionals` and :func:`log_boltzmann` give the exact autoregressive
+conditionals P(x_i = +1 | x_<i) and log P(x) that the derived networks must reproduce
+(docs/physics.md section 2).
 
 All per-spin quantities follow one convention: f = -log Z / (beta N), e = <H> / N,
 s = beta (e - f), |m| = <|sum_i x_i|> / N.
@@ -28,7 +29,7 @@ import torch
 
 from arnn_gen.checks import check_beta, check_int, check_real
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.systems import CurieWeiss, Hamiltonian, as_hamiltonian
+from arnn_gen.systems import Hamiltonian, as_hamiltonian
 
 __all__ = [
     "MAX_ENUMERATION_N",
@@ -41,7 +42,6 @@ __all__ = [
     "curie_weiss_exact",
     "curie_weiss_mean_field",
     "solve_magnetization",
-    "exact",
 ]
 
 MAX_ENUMERATION_N = 24
@@ -68,9 +68,13 @@ class ExactResult:
         free_energy: f = -log Z / (beta N).
         energy: e = <H> / N.
         entropy: s = beta (e - f).
-        magnetization_abs: <|sum_i x_i|> / N.
+        magnetization_abs: <|sum_i x_i|> / N, or None where the route does not give it:
+            Kaufman's formula (the distribution of M is not in it) and frontier elimination
+            beyond its work bound (MAX_MAGNETIZATION_WORK, about N^2 2^w). Never NaN: a missing
+            value is None, written as JSON null by :meth:`to_dict`.
         magnetizations: ``[N]`` float64 (read-only), <x_i>.
-        method: ``"enumeration"`` or ``"curie-weiss formula"``.
+        method: ``"enumeration"``, ``"curie-weiss formula"``, ``"frontier elimination"`` or
+            ``"kaufman"``.
     """
 
     N: int
@@ -79,7 +83,7 @@ class ExactResult:
     free_energy: float
     energy: float
     entropy: float
-    magnetization_abs: float
+    magnetization_abs: float | None
     magnetizations: np.ndarray  # [N]
     method: str
 
@@ -90,7 +94,10 @@ class ExactResult:
                 f"magnetizations must have shape ({self.N},), got {magnetizations.shape}"
             )
         scalars = ("log_z", "free_energy", "energy", "entropy", "magnetization_abs")
-        overflow = [name for name in scalars if not math.isfinite(getattr(self, name))]
+        # magnetization_abs alone may be missing (None).
+        missing = ("magnetization_abs",) if self.magnetization_abs is None else ()
+        present = [name for name in scalars if name not in missing]
+        overflow = [name for name in present if not math.isfinite(getattr(self, name))]
         if overflow or not np.isfinite(magnetizations).all():
             raise ArnnGenError(
                 f"the exact {(overflow or ['magnetizations'])[0]} at beta = {self.beta} "
@@ -101,7 +108,8 @@ class ExactResult:
         object.__setattr__(self, "magnetizations", magnetizations)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict: N, beta, method, the per-spin scalars, magnetizations as a list."""
+        """JSON-able dict: N, beta, method, the per-spin scalars (magnetization_abs may be
+        None), magnetizations as a list."""
         return {
             "N": int(self.N),
             "beta": float(self.beta),
@@ -110,7 +118,9 @@ class ExactResult:
             "free_energy": float(self.free_energy),
             "energy": float(self.energy),
             "entropy": float(self.entropy),
-            "magnetization_abs": float(self.magnetization_abs),
+            "magnetization_abs": (
+                None if self.magnetization_abs is None else float(self.magnetization_abs)
+            ),
             "magnetizations": [float(m) for m in self.magnetizations],
         }
 
@@ -276,8 +286,9 @@ def enumerate_exact(
 def log_boltzmann(hamiltonian: Hamiltonian, beta: float, x: torch.Tensor) -> torch.Tensor:
     """Exact log P(x) = -beta H(x) - log Z of the Boltzmann distribution.
 
-    log Z comes from :func:`exact`: enumeration (N <= 24) or, for a Curie-Weiss system, the
-    binomial formula at any N.
+    log Z comes from :func:`arnn_gen.exact.exact`: enumeration (N <= 24), the binomial
+    formula of a Curie-Weiss system (any N), or frontier elimination (N > 24 of small
+    elimination width).
 
     Args:
         x: ``[B, N]`` (or ``[N]``) configurations of +-1, any device.
@@ -289,6 +300,8 @@ def log_boltzmann(hamiltonian: Hamiltonian, beta: float, x: torch.Tensor) -> tor
     beta = check_beta(beta)
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
+    from arnn_gen.exact.dispatch import exact  # the dispatcher imports this module
+
     log_z = exact(hamiltonian, beta).log_z
     return -beta * hamiltonian.energy(x.to(torch.float64)) - log_z
 
@@ -548,24 +561,3 @@ def curie_weiss_mean_field(beta: float, J: float = 1.0, h: float = 0.0) -> MeanF
         energy=energy,
         entropy=beta * (energy - free_energy),
     )
-
-
-# --------------------------------------------------------------------------------------
-# Dispatch
-# --------------------------------------------------------------------------------------
-
-
-def exact(hamiltonian: Hamiltonian, beta: float) -> ExactResult:
-    """Exact thermodynamics of ``hamiltonian`` at ``beta``, by the best available route.
-
-    A ``"cw"`` system uses :func:`curie_weiss_exact` with its provenance J and h (any N);
-    any other system is enumerated (:func:`enumerate_exact`, N <= 24).
-    """
-    if not isinstance(hamiltonian, CurieWeiss):
-        hamiltonian = as_hamiltonian(hamiltonian)
-    beta = check_beta(beta)
-    if hamiltonian.kind == "cw":
-        provenance = hamiltonian.provenance
-        return curie_weiss_exact(hamiltonian.N, beta, provenance["J"], provenance["h"])
-    _check_enumerable(hamiltonian.N)
-    return enumerate_exact(hamiltonian, beta)

@@ -87,6 +87,8 @@ METRIC_KEYS = (
 OPTIMIZERS = {"adam": 1e-3, "natural": NATURAL_LR}
 #: Exact references by enumeration up to this size (the CW formula covers any N).
 MAX_REFERENCE_N = 20
+#: Exact references by frontier elimination up to this width: O(N 2^w) per beta.
+MAX_REFERENCE_WIDTH = 20
 _CHECKPOINT_VERSION = 1
 
 
@@ -209,7 +211,8 @@ class TrainResult:
 def hamiltonian_of(model):
     """The Hamiltonian a model samples, in float64: baselines hold it; emitted modules give
     the couplings and fields they were built with (``system_arrays()``, float64, never the
-    copy rounded to the model's dtype) or, for the Curie-Weiss modules, the two numbers.
+    copy rounded to the model's dtype; the frontier networks' ``system_edges()``, a sparse
+    system) or, for the Curie-Weiss modules, the two numbers.
     A "cw" module with arrays comes back as the Curie-Weiss system when the arrays are
     uniform, so that its exact reference is the formula at any N."""
     from arnn_gen import systems
@@ -221,6 +224,16 @@ def hamiltonian_of(model):
     J, h = getattr(model, "J", None), getattr(model, "h", None)  # noqa: N806
     if isinstance(J, float):  # CW_N / CW_inf modules: J_ij = J / N, h_i = h
         return systems.CurieWeiss(N, J, h)
+    edges = getattr(model, "system_edges", None)
+    if callable(edges):  # a frontier network: the sparse system, in the user's site order
+        from arnn_gen.systems.sparse import SparseHamiltonian
+
+        pairs, weights, fields = (array.numpy() for array in edges())
+        kind, provenance = getattr(model, "KIND", "general"), getattr(model, "PROVENANCE", {})
+        try:  # the emitted system, named: its exact references may need the provenance
+            return SparseHamiltonian(N, pairs, weights, fields, kind, provenance)
+        except ArnnGenError:  # couplings given to the constructor: another system
+            return SparseHamiltonian(N, pairs, weights, fields)
     arrays = getattr(model, "system_arrays", None)
     if callable(arrays):
         couplings, fields = (array.numpy() for array in arrays())
@@ -271,13 +284,16 @@ def check_identity(recorded, model, where) -> None:
 
 
 def exact_free_energy(model, beta: float) -> float | None:
-    """Exact f per spin when it is known: the CW formula (any N), enumeration (N <= 20)."""
-    from arnn_gen.exact import exact
+    """Exact f per spin when it is known cheaply (``arnn_gen.exact.reference_log_z``): the
+    CW formula (any N), enumeration (N <= 20), frontier elimination of elimination width at
+    most MAX_REFERENCE_WIDTH, Kaufman's formula for the periodic 2D Ising ferromagnet."""
+    from arnn_gen.exact import reference_log_z
 
     hamiltonian = hamiltonian_of(model)
-    if hamiltonian.kind != "cw" and hamiltonian.N > MAX_REFERENCE_N:
-        return None
-    return exact(hamiltonian, beta).free_energy
+    if hamiltonian.kind == "sk" and hamiltonian.N > MAX_REFERENCE_N:
+        return None  # dense: no narrow order
+    log_z = reference_log_z(hamiltonian, beta, max_width=MAX_REFERENCE_WIDTH)
+    return None if log_z is None else -log_z / (beta * hamiltonian.N)
 
 
 @torch.no_grad()

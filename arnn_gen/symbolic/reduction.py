@@ -96,6 +96,14 @@ class Reduction:
     display_logit: sp.Expr | None = None  # compact logit for display (default: logit)
     constants: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()  # named numbers of the form
     energy: sp.Expr | None = None  # H(x) where the form knows it in closed form (CW: of M)
+    #: "dense": terms over every later site l > i; "frontier": over the frontier F^+_i of a
+    #: sparse system only (docs/physics.md section 7).
+    layout: str = "dense"
+    extra_equations: tuple[Equation, ...] = ()  # displayed after the definitions
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("dense", "frontier"):
+            raise ValueError(f"layout must be 'dense' or 'frontier', got {self.layout!r}")
 
     def sympy(self) -> sp.Expr:
         """P(x_i = +1 | x_<i) in the reduced form."""
@@ -129,6 +137,7 @@ class Reduction:
                     "+1 (rho+), -1 (rho-)",
                 )
             )
+        lines += self.extra_equations
         return tuple(lines)
 
     def latex_lines(self, N: int | None = None) -> tuple[str, ...]:

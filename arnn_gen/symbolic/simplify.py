@@ -34,6 +34,8 @@ from arnn_gen.symbolic.curie_weiss import (
     cw_n_recursion,
 )
 from arnn_gen.symbolic.derive import Derivation, derive_conditional
+from arnn_gen.symbolic.frontier import frontier_replica_form
+from arnn_gen.symbolic.frontier_exact import frontier_exact_form
 from arnn_gen.symbolic.h2arnn import h2arnn_bias_contracted, h2arnn_form
 from arnn_gen.symbolic.reduction import MAX_RSB_DEPTH, RSYM, Parameter, ReducedSymbols, Reduction
 from arnn_gen.symbolic.replica import OFFSET, OUTER_OFFSET, outer_layer_offset, replica_form
@@ -54,6 +56,7 @@ __all__ = [
     "check_cw_n_recursion",
     "cw_inf_form",
     "replica_form",
+    "frontier_replica_form",
     "h2arnn_form",
     "h2arnn_bias_contracted",
     "OUTER_OFFSET",
@@ -80,11 +83,26 @@ def resolve_variant(system: str, variant: str | None) -> str:
 
 
 def reduce_conditional(
-    system: str, variant: str | None = None, *, k: int = 1, derivation: Derivation | None = None
+    system: str,
+    variant: str | None = None,
+    *,
+    k: int = 1,
+    derivation: Derivation | None = None,
+    layout: str = "dense",
 ) -> Reduction:
-    """The reduced form of ``variant`` for ``system`` (DESIGN.md's table; None: default)."""
+    """The reduced form of ``variant`` for ``system`` (DESIGN.md's table; None: default);
+    ``layout`` "frontier": the forms over the frontier of a sparse system (docs/physics.md
+    section 7), the sparse H2ARNN for ``exact`` and the replica forms otherwise."""
     variant = resolve_variant(system, variant)
     d = derivation or derive_conditional()
+    if layout == "frontier":
+        if variant == "exact":  # the sparse H2ARNN (docs/physics.md section 7)
+            return frontier_exact_form(d, system=system)
+        if variant not in ("rs", "krsb"):
+            raise ArnnGenError(
+                f"the frontier layout has the exact and replica variants, not {variant!r}"
+            )
+        return frontier_replica_form(0 if variant == "rs" else k, d, system=system)
     if variant == "exact":
         return cw_n_form(d) if system == "cw" else h2arnn_form(d, system=system)
     if variant == "inf":

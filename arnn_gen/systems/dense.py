@@ -62,8 +62,10 @@ __all__ = [
     "save",
 ]
 
-KINDS: tuple[str, ...] = ("general", "cw", "sk")
-"""Names of the system families: any couplings, Curie-Weiss, Sherrington-Kirkpatrick."""
+KINDS: tuple[str, ...] = ("general", "cw", "sk", "ea2d", "ea3d", "ising2d", "rrg")
+"""Names of the system families: any couplings, Curie-Weiss, Sherrington-Kirkpatrick, and the
+sparse families of :mod:`arnn_gen.systems.lattices` (Edwards-Anderson in 2-D and 3-D, the 2-D
+Ising ferromagnet, random regular graphs)."""
 
 PathLike = str | os.PathLike[str]
 

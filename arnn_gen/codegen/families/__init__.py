@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import sympy as sp
 
-from arnn_gen.codegen.families import cw_exact, cw_inf, h2arnn, replica
+from arnn_gen.codegen.families import (
+    cw_exact,
+    cw_inf,
+    frontier_exact,
+    frontier_replica,
+    h2arnn,
+    replica,
+)
 from arnn_gen.codegen.families.base import Family, log_conditional
 from arnn_gen.codegen.families.symbols import LOGIT, SPIN, SYMBOL_NAMES
 from arnn_gen.codegen.ir import ArchitectureIR, Provenance, class_name, module_name
@@ -25,16 +32,25 @@ __all__ = ["FAMILIES", "Family", "family_for", "build_ir", "beta_scaled"]
 
 #: Every family; a (system, variant) pair goes to the first that names its system, else to
 #: the first that serves the variant for every system.
-FAMILIES: tuple[Family, ...] = (cw_exact.FAMILY, cw_inf.FAMILY, h2arnn.FAMILY, replica.FAMILY)
+FAMILIES: tuple[Family, ...] = (
+    cw_exact.FAMILY,
+    cw_inf.FAMILY,
+    h2arnn.FAMILY,
+    replica.FAMILY,
+    frontier_replica.FAMILY,
+    frontier_exact.FAMILY,
+)
 
 
-def family_for(system: str, variant: str) -> Family:
-    """The family that serves ``variant`` of ``system``."""
+def family_for(system: str, variant: str, layout: str = "dense") -> Family:
+    """The family that serves ``variant`` of ``system`` with the reduction's ``layout``."""
     for wanted in (system, None):
         for family in FAMILIES:
-            if (wanted, variant) in family.serves:
+            if (wanted, variant) in family.serves and family.layout == layout:
                 return family
-    raise ArnnGenError(f"no architecture family serves variant {variant!r} of {system!r}")
+    raise ArnnGenError(
+        f"no architecture family serves variant {variant!r} of {system!r} ({layout} layout)"
+    )
 
 
 def beta_scaled(parameters) -> tuple[str, ...]:
@@ -61,14 +77,19 @@ def build_ir(
     name: str | None = None,
     dtype: str | None = None,
     command: str,
+    site_order: str = "",
 ) -> ArchitectureIR:
-    """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``."""
+    """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``;
+    ``site_order``: how a frontier network's order was chosen (docs/physics.md section 7)."""
     from arnn_gen.systems import CurieWeiss, Hamiltonian
+    from arnn_gen.systems.sparse import SparseHamiltonian
 
-    if not isinstance(hamiltonian, Hamiltonian | CurieWeiss):
+    if not isinstance(hamiltonian, Hamiltonian | CurieWeiss | SparseHamiltonian):
         raise ArnnGenError("build_ir needs a Hamiltonian")
+    if (reduction.layout == "frontier") != isinstance(hamiltonian, SparseHamiltonian):
+        raise ArnnGenError(f"a reduction of {reduction.layout} layout does not fit {hamiltonian!r}")
     system, variant, k = reduction.system, reduction.variant, reduction.k
-    family = family_for(system, variant)
+    family = family_for(system, variant, reduction.layout)
     N = hamiltonian.N  # noqa: N806
     stem = name or module_name(system, variant, N, k)
     scalars = tuple(sorted((key, value) for key, value in hamiltonian.provenance.items()))
@@ -109,4 +130,5 @@ def build_ir(
         conditional_latex=reduction.derivation.latex_lines(),
         reduced_latex=reduction.latex_lines(),
         command=command,
+        site_order=site_order,
     )

@@ -29,7 +29,8 @@ class Family:
     numbers (no sidecar); ``fused_multiply_add``: formulas printed with torch.addcmul;
     ``in_place``: (printed name, formula, symbols it may overwrite) of the in-place forms; a
     printed name equal to the formula's replaces its plain form (a formula used in place
-    only).
+    only); ``layout``: the reductions it serves, over every later site ("dense") or over
+    the frontier of a sparse system ("frontier", docs/physics.md section 7).
     """
 
     name: str
@@ -40,6 +41,7 @@ class Family:
     embedded: bool
     fused_multiply_add: tuple[str, ...] = ()
     in_place: tuple[tuple[str, str, tuple[sp.Symbol, ...]], ...] = ()
+    layout: str = "dense"  # the Reduction.layout it serves: "dense" or "frontier"
 
 
 def is_indexed(*bases):
