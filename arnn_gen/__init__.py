@@ -1,8 +1,8 @@
 """arnn-gen: derive, simplify and emit autoregressive neural networks of the Boltzmann
 distribution of pairwise spin systems (I. Biazzo, Commun. Phys. 6, 296 (2023)).
 
-Pipeline (one module per stage, data flowing one way): systems -> derive -> simplify ->
-ir -> printing / emit -> generated module -> train / evaluate -> cli.
+Pipeline (one module per stage, data flowing one way): systems (dense and sparse) ->
+derive -> simplify -> ir -> printing / emit -> generated module -> train / evaluate -> cli.
 """
 
 from arnn_gen._version import __version__
@@ -14,7 +14,11 @@ from arnn_gen.exact import (
     curie_weiss_exact,
     curie_weiss_mean_field,
     enumerate_exact,
+    exact,
     exact_conditionals,
+    frontier_exact,
+    kaufman_exact,
+    onsager_free_energy,
 )
 from arnn_gen.learn.baselines import BASELINES, make_baseline
 from arnn_gen.learn.mcmc import metropolis_samples, neural_metropolis
@@ -26,9 +30,17 @@ from arnn_gen.symbolic.simplify import Reduction, reduce_conditional
 from arnn_gen.systems import (
     CurieWeiss,
     Hamiltonian,
+    SparseHamiltonian,
     curie_weiss,
+    ea2d,
+    ea3d,
     from_couplings,
+    frontier,
+    ising2d,
+    read_couplings,
+    rrg,
     sherrington_kirkpatrick,
+    site_order,
 )
 from arnn_gen.systems import load as load_system
 
@@ -58,6 +70,18 @@ __all__ = [
     "derive_conditional",
     "enumerate_exact",
     "exact_conditionals",
+    "exact",
+    "frontier_exact",
+    "kaufman_exact",
+    "onsager_free_energy",
+    "SparseHamiltonian",
+    "ea2d",
+    "ea3d",
+    "ising2d",
+    "rrg",
+    "read_couplings",
+    "site_order",
+    "frontier",
     "from_couplings",
     "load_module",
     "load_system",

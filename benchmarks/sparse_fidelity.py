@@ -77,7 +77,7 @@ def run(args) -> None:
     for seed in instances:
         for architecture in args.architectures:
             folder = args.out / f"{args.system}_s{seed}_{architecture}"
-            if (folder / "metrics.json").exists():
+            if (folder / "seconds.txt").exists():  # a finished run
                 continue
             model = _model(args.system, architecture, seed, config.betas()[0],
                            getattr(torch, args.dtype))  # fmt: skip
@@ -98,7 +98,7 @@ def summary(folders: list[Path]) -> str:
     runs = {}
     for base in folders:
         for folder in sorted(base.glob("*_s*_*")):
-            if (folder / "metrics.json").exists():
+            if (folder / "seconds.txt").exists():  # a finished run
                 system, seed, architecture = folder.name.split("_", 2)
                 runs.setdefault((system, architecture), []).append(_rows(folder))
     lines = []

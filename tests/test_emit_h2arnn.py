@@ -161,7 +161,7 @@ def test_too_many_spins_refused(emit, tmp_path):
     with pytest.raises(ArnnGenError, match="N <= 20"):
         lower("sk", variant="exact", N=21)
     path = tmp_path / "big.npz"
-    random_system(21, seed=0).save(path)
+    random_system(23, seed=0).save(path)  # dense: frontier width 21, beyond the sparse form
     with pytest.raises(ArnnGenError, match="N <= 20"):
         lower("general", variant="exact", couplings=str(path))
     module, _ = emit("sk", N=5, beta=1.3, seed=2)

@@ -319,7 +319,8 @@ def test_sample_with_log_prob_without_autograd_and_with_learned_couplings(emitte
 
 def test_paramagnetic_start_is_exact_without_later_couplings(emitted, tmp_path):
     """RS at its default (paramagnetic) start is exact when later spins do not interact:
-    a star around spin 0 (docs/physics.md section 4)."""
+    a star around spin 0, in the natural order (docs/physics.md section 4; the order of
+    smallest frontier would put the hub last, where the later spins interact through it)."""
     N, beta = 8, 1.3
     rng = np.random.default_rng(5)
     J = np.zeros((N, N))
@@ -328,13 +329,14 @@ def test_paramagnetic_start_is_exact_without_later_couplings(emitted, tmp_path):
     h = rng.normal(size=N)
     path = tmp_path / "star.npz"
     systems.from_couplings(J, h).save(path)
-    module = emitted("general", variant="rs", couplings=str(path), beta=beta)
+    module = emitted("general", variant="rs", couplings=str(path), beta=beta, order="natural")
     model = module.Model(dtype=torch.float64)
     X = all_configurations(N)
     exact = log_boltzmann(systems.from_couplings(J, h), beta, X)
     assert (model.log_prob(X) - exact).abs().max().item() < 1e-12
     # k-RSB starts near-linear in its outer layers: close to exact, not equal
-    module = emitted("general", variant="krsb", k=1, couplings=str(path), beta=beta)
+    module = emitted("general", variant="krsb", k=1, couplings=str(path), beta=beta,
+                     order="natural")  # fmt: skip
     error = (module.Model(dtype=torch.float64).log_prob(X) - exact).abs().max().item()
     assert 0 < error < N * (N - 1) * math.exp(-float(outer_layer_offset(1)))
 
