@@ -8,27 +8,13 @@ import json
 import matplotlib
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import assert_one_line_error, run
 
 from arnn_gen import systems
-from arnn_gen.cli import main
 from arnn_gen.exact import curie_weiss_exact, enumerate_exact
 
 matplotlib.use("Agg")
 from matplotlib.mathtext import math_to_image  # noqa: E402
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def assert_one_line_error(result, code: int, fragment: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("arnn-gen: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in result.output
 
 
 def test_exact_cw_json_equals_the_formula():

@@ -7,24 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import assert_one_line_error, run
 
 from arnn_gen import systems
-from arnn_gen.cli import main
 from arnn_gen.codegen.emit import load_module
 from arnn_gen.exact import enumerate_exact, kaufman_log_z
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def assert_one_line_error(result, code: int, fragment: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("arnn-gen: error: ")
-    assert fragment in lines[0], lines[0]
 
 
 def test_emit_lattice_default_name_and_remake_command(tmp_path):

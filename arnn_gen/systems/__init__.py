@@ -1,5 +1,7 @@
 """Stage 1 of the pipeline: the pairwise Ising systems, as frozen, validated specs.
 
+``archive``
+    the deterministic ``.npz`` and the text edge list both specs write.
 ``dense``
     :class:`Hamiltonian` (couplings as an ``[N, N]`` matrix), the Curie-Weiss and
     Sherrington-Kirkpatrick constructors, and the dense ``.npz`` / edge-list files.

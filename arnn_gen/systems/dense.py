@@ -49,6 +49,7 @@ import torch
 from arnn_gen.checks import MAX_DENSE_N, MAX_SPINS, check_dense
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import atomic_writer as _atomic_writer
+from arnn_gen.systems.archive import edge_list_text, write_npz_archive
 
 __all__ = [
     "KINDS",
@@ -73,9 +74,6 @@ PathLike = str | os.PathLike[str]
 _SYMMETRY_RTOL = 1e-12
 # Relative tolerance with which a "cw" system's arrays must match its provenance.
 _PROVENANCE_RTOL = 1e-12
-# Fixed timestamp of every member of a saved .npz archive (the zip format's epoch), so that
-# saving the same system twice gives byte-identical files.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Keys the provenance of each kind must have (docs/physics.md section 1).
 _PROVENANCE_KEYS: dict[str, tuple[str, ...]] = {"cw": ("J", "h"), "sk": ("J", "h", "seed")}
 
@@ -840,29 +838,15 @@ def write_npz(hamiltonian: Hamiltonian, handle: IO[bytes]) -> None:
         "provenance": np.array(json.dumps(dict(hamiltonian.provenance), sort_keys=True)),
         "signature": np.array(hamiltonian.signature()),
     }
-    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in members.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            with archive.open(info, mode="w", force_zip64=True) as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+    write_npz_archive(members, handle)
 
 
 def _edge_list_text(hamiltonian: Hamiltonian) -> str:
     """Text edge list: 'N n', a kind comment, 'i j J_ij' for i < j, then 'h i value'."""
-    provenance = json.dumps(dict(hamiltonian.provenance), sort_keys=True)
-    lines = [
-        f"N {hamiltonian.N}",
-        f"# kind={hamiltonian.kind} provenance={provenance}",
-        "# H(x) = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i; lines 'i j J_ij' and 'h i h_i'",
-    ]
     rows, cols = np.nonzero(np.triu(hamiltonian.J, 1))
-    lines.extend(
-        f"{i} {j} {float(hamiltonian.J[i, j])!r}"
-        for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+    couplings = (
+        (i, j, hamiltonian.J[i, j]) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
     )
-    lines.extend(
-        f"h {i} {float(hamiltonian.h[i])!r}" for i in np.flatnonzero(hamiltonian.h).tolist()
+    return edge_list_text(
+        hamiltonian.N, hamiltonian.kind, hamiltonian.provenance, couplings, hamiltonian.h
     )
-    return "\n".join(lines) + "\n"

@@ -44,6 +44,7 @@ import torch
 from arnn_gen.checks import DENSE_BUDGET_BYTES, MAX_DENSE_N, MAX_SPINS, check_int, check_spins
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import atomic_writer as _atomic_writer
+from arnn_gen.systems.archive import edge_list_text, write_npz_archive
 from arnn_gen.systems.dense import (
     KINDS,
     CurieWeiss,
@@ -76,9 +77,6 @@ to the budget of dense couplings (2 GiB, 2^27 edges). Checked before the arrays 
 
 PathLike = str | os.PathLike[str]
 
-# Fixed timestamp of every member of a saved .npz archive (the zip format's epoch), so that
-# saving the same system twice gives byte-identical files (as dense.write_npz).
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Relative tolerance with which a named family's arrays must match its provenance.
 _PROVENANCE_RTOL = 1e-12
 # Elements of the [b, E] products of one energy() chunk (128 MiB of float64).
@@ -602,29 +600,15 @@ def write_sparse_npz(
         "signature": np.array(system.signature()),
         **(extra or {}),
     }
-    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in members.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            with archive.open(info, mode="w", force_zip64=True) as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+    write_npz_archive(members, handle)
 
 
 def _edge_list_text(system: SparseHamiltonian) -> str:
     """Text edge list of arnn_gen.systems.dense: 'N n', 'i j J_ij' (i < j), 'h i value'."""
-    provenance = json.dumps(dict(system.provenance), sort_keys=True)
-    lines = [
-        f"N {system.N}",
-        f"# kind={system.kind} provenance={provenance}",
-        "# H(x) = -sum_{i<j} J_ij x_i x_j - sum_i h_i x_i; lines 'i j J_ij' and 'h i h_i'",
-    ]
-    lines.extend(
-        f"{i} {j} {w!r}"
-        for (i, j), w in zip(system.edges.tolist(), system.weights.tolist(), strict=True)
+    couplings = (
+        (i, j, w) for (i, j), w in zip(system.edges.tolist(), system.weights.tolist(), strict=True)
     )
-    lines.extend(f"h {i} {float(system.h[i])!r}" for i in np.flatnonzero(system.h).tolist())
-    return "\n".join(lines) + "\n"
+    return edge_list_text(system.N, system.kind, system.provenance, couplings, system.h)
 
 
 # Errors numpy and zipfile raise on unreadable archives. NotImplementedError: a compression
