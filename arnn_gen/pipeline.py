@@ -427,31 +427,32 @@ def lower(
         default_n=default_size(request.system, request.variant),
         max_n=limit, purpose=_purpose(request), **request.system_options(),
     )  # fmt: skip
-    hamiltonian, layout, site_order = _layout(request, hamiltonian)
+    hamiltonian, layout, site_order, width = _layout(request, hamiltonian)
     derivation = derivation or derive_conditional()
     reduction = reduce_conditional(request.system, request.variant, k=request.k,
                                    derivation=derivation, layout=layout)  # fmt: skip
     ir = build_ir(hamiltonian, reduction, beta=request.beta, name=request.name,
                   dtype=request.dtype, command=request.command(hamiltonian.N, site_order),
-                  site_order=site_order)  # fmt: skip
+                  site_order=site_order, frontier_width=width)  # fmt: skip
     return Stages(hamiltonian, derivation, reduction, ir, render_module(ir))
 
 
 def _layout(request: Request, hamiltonian):
-    """(system, layout, site order) of the network: the frontier networks for a sparse
-    system's replica variants, in the requested site order ("auto": row-major on the
-    lattices, else the order of natural and reverse Cuthill-McKee with the smaller frontier,
-    docs/physics.md section 7); the dense ones otherwise. A couplings file is read sparse and
-    takes the frontier networks when its frontier pairs are at most FRONTIER_FRACTION of the
-    dense pairs (in the order chosen), else it becomes dense."""
+    """(system, layout, site order, frontier width) of the network: the frontier networks of
+    a sparse system, in the requested site order ("auto": row-major on the lattices, else
+    the order of natural and reverse Cuthill-McKee with the smaller frontier, docs/physics.md
+    section 7); the dense ones otherwise. A couplings file is read sparse and takes the
+    frontier replica networks when its frontier pairs are at most FRONTIER_FRACTION of the
+    dense pairs (in the order chosen), else it becomes dense; its exact variant is H2ARNN up
+    to N = 20, the frontier exact network beyond, up to width MAX_FRONTIER_EXACT_WIDTH."""
     sparse = isinstance(hamiltonian, systems.SparseHamiltonian)
     if not sparse:
-        return hamiltonian, "dense", ""
+        return hamiltonian, "dense", "", 0
     method, frontier = _site_order(request, hamiltonian)
     N = hamiltonian.N  # noqa: N806
     if request.variant == "exact":
         if request.system == "general" and N <= MAX_H2ARNN_N:
-            return hamiltonian.to_dense(), "dense", ""
+            return hamiltonian.to_dense(), "dense", "", 0
         if frontier.width > MAX_FRONTIER_EXACT_WIDTH:
             raise ArnnGenError(
                 f"the exact variant enumerates 2^N states (H2ARNN, N <= {MAX_H2ARNN_N}) or "
@@ -459,11 +460,11 @@ def _layout(request: Request, hamiltonian):
                 f"got N = {N}, width {frontier.width} in the {method} order "
                 "(use --variant krsb or rs; arnn-gen exact for the reference)"
             )
-        return hamiltonian, "frontier", method
+        return hamiltonian, "frontier", method, frontier.width
     dense_pairs = N * (N - 1) / 2
     if request.system == "general" and frontier.total > FRONTIER_FRACTION * dense_pairs:
-        return hamiltonian.to_dense(), "dense", ""
-    return hamiltonian, "frontier", method
+        return hamiltonian.to_dense(), "dense", "", 0
+    return hamiltonian, "frontier", method, frontier.width
 
 
 def _site_order(request: Request, hamiltonian):

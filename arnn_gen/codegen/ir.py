@@ -178,6 +178,8 @@ class ArchitectureIR:
     #: The site order of a frontier network: how it was chosen ("natural", "rcm"); the
     #: permutation itself is in the sidecar. "" for the dense families (natural order).
     site_order: str = ""
+    #: The frontier's width max_i |F_i| in that order (0 for the dense families).
+    frontier_width: int = 0
     version: str = __version__
     notes: tuple[str, ...] = field(default=())
 
@@ -210,6 +212,10 @@ class ArchitectureIR:
         ):
             if not isinstance(getattr(self, group), tuple):
                 raise ArnnGenError(f"{group} must be a tuple")
+        if not isinstance(self.frontier_width, int) or self.frontier_width < 0:
+            raise ArnnGenError(
+                f"frontier_width must be an integer >= 0, got {self.frontier_width!r}"
+            )
         if self.site_order not in ("", "natural", "rcm"):
             raise ArnnGenError(
                 f"site_order must be '', 'natural' or 'rcm', got {self.site_order!r}"

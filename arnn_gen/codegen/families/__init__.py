@@ -78,9 +78,11 @@ def build_ir(
     dtype: str | None = None,
     command: str,
     site_order: str = "",
+    frontier_width: int = 0,
 ) -> ArchitectureIR:
     """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``;
-    ``site_order``: how a frontier network's order was chosen (docs/physics.md section 7)."""
+    ``site_order``: how a frontier network's order was chosen, ``frontier_width`` the width
+    max_i |F_i| it gives (docs/physics.md section 7)."""
     from arnn_gen.systems import CurieWeiss, Hamiltonian
     from arnn_gen.systems.sparse import SparseHamiltonian
 
@@ -131,4 +133,5 @@ def build_ir(
         reduced_latex=reduction.latex_lines(),
         command=command,
         site_order=site_order,
+        frontier_width=frontier_width,
     )
