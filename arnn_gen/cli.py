@@ -151,8 +151,31 @@ def sparse_options(command, *, file_format: bool = True):
     return command
 
 
+#: The system options that apply only to some systems: a user who gives one to another
+#: system is told so, rather than having it ignored.
+APPLIES = {
+    "boundary": LATTICES,
+    "disorder": ("ea2d", "ea3d", "rrg"),
+    "degree": ("rrg",),
+    "J": ("cw", "sk", "ising2d", "general"),
+    "seed": ("sk", "ea2d", "ea3d", "rrg", "general"),
+}
+
+
+def _check_applicable(system: str) -> None:
+    """Refuse an option given on the command line that ``system`` does not take."""
+    context = click.get_current_context()
+    for name, systems in APPLIES.items():
+        given = context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        if given and system not in systems:
+            option = {"J": "--J"}.get(name, f"--{name}")
+            raise ArnnGenError(f"{option} does not apply to --system {system}")
+
+
 def _sparse(L, W, boundary, disorder, degree, order, fmt_file="auto"):  # noqa: N803
-    """The sparse options as keywords of pipeline.resolve."""
+    """The sparse options as keywords of pipeline.resolve (after checking that the system
+    takes every option given)."""
+    _check_applicable(click.get_current_context().params["system"])
     return {"L": L, "W": W, "boundary": boundary, "disorder": disorder, "degree": degree,
             "format": fmt_file, "order": order}  # fmt: skip
 
@@ -193,7 +216,7 @@ def derive(system, variant, N, k, fmt, out, force, **sparse):  # noqa: N803
     if out is not None:
         _checked_out(out, force)
     derivation = derive_conditional()
-    layout = "frontier" if system in SPARSE_SYSTEMS and variant in ("rs", "krsb") else "dense"
+    layout = "frontier" if system in SPARSE_SYSTEMS else "dense"
     reduction = reduce_conditional(system, variant, k=k, derivation=derivation, layout=layout)
     sections = [
         ("Exact autoregressive conditional (docs/physics.md section 2)", derivation),

@@ -74,12 +74,15 @@ BOUNDARIES = ("periodic", "open")
 DISORDERS = ("gaussian", "pm1")
 FORMATS = ("auto", "npz", "edges", "gset", "sgb")
 ORDERS = ("auto", "natural", "rcm")
-#: The frontier networks of a general couplings file are chosen when their pairs (i, l),
-#: l in F^+_i, number at most this fraction of the dense networks' N (N - 1) / 2: a
-#: frontier pair costs more than a dense one (gathers, padding), docs/performance.md.
+#: The frontier networks of a general couplings file are chosen when their padded pair
+#: tables, N max_i |F^+_i|, hold at most this fraction of the dense networks' pairs
+#: N (N - 1) / 2: a frontier pair costs more than a dense one (gathers), docs/performance.md.
 FRONTIER_FRACTION = 0.25
 #: The exact network of a sparse system holds 2^|F_i| configurations per site.
 MAX_FRONTIER_EXACT_WIDTH = 20
+MAX_FRONTIER_EXACT_ENTRIES = 2**26
+#: Parameters of a frontier replica network, 2 (2k + 3) N max_i |F^+_i| (1 GiB in float32).
+MAX_FRONTIER_PARAMETERS = 2**28
 
 
 def build_system(
@@ -427,57 +430,93 @@ def lower(
         default_n=default_size(request.system, request.variant),
         max_n=limit, purpose=_purpose(request), **request.system_options(),
     )  # fmt: skip
-    hamiltonian, layout, site_order, width = _layout(request, hamiltonian)
+    layout = _layout(request, hamiltonian)
+    hamiltonian = layout.system
     derivation = derivation or derive_conditional()
     reduction = reduce_conditional(request.system, request.variant, k=request.k,
-                                   derivation=derivation, layout=layout)  # fmt: skip
+                                   derivation=derivation, layout=layout.layout)  # fmt: skip
     ir = build_ir(hamiltonian, reduction, beta=request.beta, name=request.name,
-                  dtype=request.dtype, command=request.command(hamiltonian.N, site_order),
-                  site_order=site_order, frontier_width=width)  # fmt: skip
+                  dtype=request.dtype, command=request.command(hamiltonian.N, layout.site_order),
+                  site_order=layout.site_order, frontier_width=layout.width)  # fmt: skip
     return Stages(hamiltonian, derivation, reduction, ir, render_module(ir))
 
 
-def _layout(request: Request, hamiltonian):
-    """(system, layout, site order, frontier width) of the network: the frontier networks of
-    a sparse system, in the requested site order ("auto": row-major on the lattices, else
-    the order of natural and reverse Cuthill-McKee with the smaller frontier, docs/physics.md
-    section 7); the dense ones otherwise. A couplings file is read sparse and takes the
-    frontier replica networks when its frontier pairs are at most FRONTIER_FRACTION of the
-    dense pairs (in the order chosen), else it becomes dense; its exact variant is H2ARNN up
-    to N = 20, the frontier exact network beyond, up to width MAX_FRONTIER_EXACT_WIDTH."""
-    sparse = isinstance(hamiltonian, systems.SparseHamiltonian)
-    if not sparse:
-        return hamiltonian, "dense", "", 0
-    method, frontier = _site_order(request, hamiltonian)
+class Layout(NamedTuple):
+    """How a system's network is laid out (:func:`_layout`)."""
+
+    system: object  # the Hamiltonian the network is built for (sparse, or made dense)
+    layout: str  # "dense" or "frontier"
+    site_order: str = ""  # a frontier network's order: "natural" or "rcm"
+    width: int = 0  # its frontier width max_i |F_i|
+
+
+def frontier_plus_sizes(hamiltonian, order) -> np.ndarray:
+    """|F^+_p| for every position p of ``order`` (docs/physics.md section 7): l is in F^+_p
+    for first_l <= p < l, first_l the earliest neighbour of l. O(N + E)."""
+    N = hamiltonian.N  # noqa: N806
+    position = np.empty(N, dtype=np.int64)
+    position[np.asarray(order)] = np.arange(N)
+    a, b = position[hamiltonian.edges[:, 0]], position[hamiltonian.edges[:, 1]]
+    early, late = np.minimum(a, b), np.maximum(a, b)
+    first = np.arange(N)
+    np.minimum.at(first, late, early)
+    steps = np.zeros(N + 1, dtype=np.int64)
+    np.add.at(steps, first, 1)
+    np.add.at(steps, np.arange(N), -1)
+    return np.cumsum(steps)[:N]
+
+
+def _layout(request: Request, hamiltonian) -> Layout:
+    """The layout of the network: the frontier networks of a sparse system, in the requested
+    site order ("auto": row-major on the lattices, else the order of natural and reverse
+    Cuthill-McKee with the smaller frontier, docs/physics.md section 7); the dense ones
+    otherwise. A couplings file is read sparse and takes the frontier replica networks when
+    their padded pair tables N max_i |F^+_i| hold at most FRONTIER_FRACTION of the dense
+    pairs N (N - 1) / 2, else it becomes dense; its exact variant is H2ARNN up to N = 20, the
+    frontier exact network beyond, up to width MAX_FRONTIER_EXACT_WIDTH and
+    MAX_FRONTIER_EXACT_ENTRIES configurations. Sizes are checked here, before the module
+    allocates its tables."""
+    if not isinstance(hamiltonian, systems.SparseHamiltonian):
+        return Layout(hamiltonian, "dense")
+    method, order, frontier = _site_order(request, hamiltonian)
     N = hamiltonian.N  # noqa: N806
     if request.variant == "exact":
         if request.system == "general" and N <= MAX_H2ARNN_N:
-            return hamiltonian.to_dense(), "dense", "", 0
-        if frontier.width > MAX_FRONTIER_EXACT_WIDTH:
+            return Layout(hamiltonian.to_dense(), "dense")
+        entries = int(np.sum(2.0 ** frontier.sizes()))
+        if frontier.width > MAX_FRONTIER_EXACT_WIDTH or entries > MAX_FRONTIER_EXACT_ENTRIES:
             raise ArnnGenError(
                 f"the exact variant enumerates 2^N states (H2ARNN, N <= {MAX_H2ARNN_N}) or "
-                f"the 2^|F_i| states of each frontier (width <= {MAX_FRONTIER_EXACT_WIDTH}); "
-                f"got N = {N}, width {frontier.width} in the {method} order "
+                f"the 2^|F_i| states of each frontier (width <= {MAX_FRONTIER_EXACT_WIDTH}, "
+                f"sum_i 2^|F_i| <= {MAX_FRONTIER_EXACT_ENTRIES}); got N = {N}, width "
+                f"{frontier.width}, {entries} states in the {method} order "
                 "(use --variant krsb or rs; arnn-gen exact for the reference)"
             )
-        return hamiltonian, "frontier", method, frontier.width
-    dense_pairs = N * (N - 1) / 2
-    if request.system == "general" and frontier.total > FRONTIER_FRACTION * dense_pairs:
-        return hamiltonian.to_dense(), "dense", "", 0
-    return hamiltonian, "frontier", method, frontier.width
+    else:
+        padded = N * max(1, int(frontier_plus_sizes(hamiltonian, order).max(initial=0)))
+        if request.system == "general" and padded > FRONTIER_FRACTION * N * (N - 1) / 2:
+            return Layout(hamiltonian.to_dense(), "dense")
+        numbers = 2 * (2 * request.k + 3) * padded
+        if numbers > MAX_FRONTIER_PARAMETERS:
+            raise ArnnGenError(
+                f"the frontier network of N = {N} sites (width {frontier.width} in the "
+                f"{method} order) would hold {numbers} parameters; the limit is "
+                f"{MAX_FRONTIER_PARAMETERS}: use a narrower order or a smaller system"
+            )
+    return Layout(hamiltonian, "frontier", method, frontier.width)
 
 
 def _site_order(request: Request, hamiltonian):
-    """(method, Frontier) of the site order a frontier network takes: the requested one, or
-    with "auto" systems.site_order's choice (row-major on a lattice, else the narrower of
-    natural and reverse Cuthill-McKee)."""
+    """(method, order, Frontier) of the site order a frontier network takes: the requested
+    one, or with "auto" systems.site_order's choice (row-major on a lattice, else the
+    narrower of natural and reverse Cuthill-McKee)."""
     if request.order != "auto":
-        order = systems.site_order(hamiltonian, request.order)
-        return request.order, systems.frontier(hamiltonian, order)
-    if request.system in LATTICES:
+        method = request.order
+        order = systems.site_order(hamiltonian, method)
+    elif request.system in LATTICES:
         method = "natural"
         order = systems.site_order(hamiltonian, method)
     else:
         order = systems.site_order(hamiltonian, "auto")
         method = "natural" if bool((order == np.arange(hamiltonian.N)).all()) else "rcm"
-    return method, systems.frontier(hamiltonian, order)
+    return method, order, systems.frontier(hamiltonian, order)

@@ -4,6 +4,8 @@ dense replica modules and the definition of the frontier."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -289,3 +291,25 @@ def test_trainer_reference_of_a_frontier_module(emitted):
     other = systems.ising2d(16, 16, J=0.5)  # not the emitted torus: a general system
     model = type(torus)(J=(torch.tensor(other.edges), torch.tensor(other.weights)))
     assert exact_free_energy(model, 0.6) is None  # width 32: no cheap reference
+
+
+def test_sidecar_with_another_site_order_is_refused(emitted, tmp_path):
+    """The module records the sha256 of its order: a sidecar whose order.npy was changed (or
+    an order computed otherwise) is refused, never read into parameters laid out for
+    another order."""
+    import zipfile
+
+    module = emitted("rrg", N=12, degree=3, seed=4, order="rcm")
+    path = Path(module.__file__).with_suffix(".npz")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(12, dtype="<i8"))
+    members["order.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="site order"):
+        module.Model()

@@ -581,9 +581,14 @@ def test_generator_errors(call, match):
 
 
 def test_rrg_gives_up_after_a_bounded_number_of_pairings(monkeypatch):
-    monkeypatch.setattr(lattices, "_MAX_PAIRINGS", 3)
-    with pytest.raises(ArnnGenError, match=r"no simple 9-regular graph on N = 10 sites in 3"):
-        rrg(10, degree=9, seed=0)
+    """A degree whose pairings almost never come out simple is refused before any attempt;
+    an unlucky stream (seed 7, each attempt simple with probability about e^-2) gives up
+    after the bounded number of attempts."""
+    with pytest.raises(ArnnGenError, match=r"use degree <= 6"):
+        rrg(100, degree=9, seed=0)
+    monkeypatch.setattr(lattices, "_MAX_PAIRINGS", 8)
+    with pytest.raises(ArnnGenError, match=r"no simple 3-regular graph on N = 10 sites in 8"):
+        rrg(10, degree=3, seed=7)
 
 
 def test_large_instances_build_quickly_without_quadratic_memory():

@@ -137,10 +137,15 @@ def write_sidecar(ir: ArchitectureIR, hamiltonian, handle) -> None:
 
         write_npz(hamiltonian, handle)
         return
-    from arnn_gen.systems.ordering import site_order
+    from arnn_gen.systems.ordering import order_signature, site_order
     from arnn_gen.systems.sparse import write_sparse_npz
 
     order = site_order(hamiltonian, ir.site_order)
+    if ir.order_signature and order_signature(order) != ir.order_signature:
+        raise ArnnGenError(
+            f"the {ir.site_order} order of this system differs from the one the module "
+            "was built for (another scipy version?): emit it again"
+        )
     write_sparse_npz(hamiltonian, handle, extra={"order": order.astype("<i8")})
 
 

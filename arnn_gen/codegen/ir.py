@@ -180,6 +180,8 @@ class ArchitectureIR:
     site_order: str = ""
     #: The frontier's width max_i |F_i| in that order (0 for the dense families).
     frontier_width: int = 0
+    #: sha256 of the order itself (pipeline.order_signature): the sidecar's must match it.
+    order_signature: str = ""
     version: str = __version__
     notes: tuple[str, ...] = field(default=())
 

@@ -290,8 +290,9 @@ def exact_free_energy(model, beta: float) -> float | None:
     from arnn_gen.exact import reference_log_z
 
     hamiltonian = hamiltonian_of(model)
-    if hamiltonian.kind == "sk" and hamiltonian.N > MAX_REFERENCE_N:
-        return None  # dense: no narrow order
+    dense = not hasattr(hamiltonian, "edges")
+    if dense and hamiltonian.kind != "cw" and hamiltonian.N > MAX_REFERENCE_N:
+        return None  # a dense system beyond enumeration at every beta
     log_z = reference_log_z(hamiltonian, beta, max_width=MAX_REFERENCE_WIDTH)
     return None if log_z is None else -log_z / (beta * hamiltonian.N)
 

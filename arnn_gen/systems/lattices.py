@@ -20,13 +20,14 @@ size is allocated.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from arnn_gen.checks import MAX_SPINS, check_int, check_real
 from arnn_gen.errors import ArnnGenError
-from arnn_gen.systems.sparse import SparseHamiltonian
+from arnn_gen.systems.sparse import MAX_EDGES, SparseHamiltonian
 
 __all__ = ["BOUNDARIES", "DISORDERS", "ea2d", "ea3d", "ising2d", "rrg", "lattice_bonds"]
 
@@ -283,6 +284,17 @@ def rrg(
     if (n_spins * degree) % 2:
         raise ArnnGenError(
             f"a {degree}-regular graph needs N * degree even, got N={n_spins}, degree={degree}"
+        )
+    if n_spins * degree // 2 > MAX_EDGES:
+        raise ArnnGenError(
+            f"a {degree}-regular graph of N = {n_spins} sites has {n_spins * degree // 2} "
+            f"edges; the limit is {MAX_EDGES}"
+        )
+    if (degree**2 - 1) / 4 > math.log(_MAX_PAIRINGS):
+        raise ArnnGenError(
+            f"the pairing model accepts a simple {degree}-regular graph once in about "
+            f"exp((degree^2 - 1) / 4) attempts, more than the {_MAX_PAIRINGS} it makes: "
+            "use degree <= 6"
         )
     disorder = _check_choice("disorder", disorder, DISORDERS)
     field = check_real("the field h", h)

@@ -24,6 +24,7 @@ smaller width (natural on a tie, and natural when scipy is not installed).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,14 @@ from arnn_gen.errors import ArnnGenError
 from arnn_gen.systems.dense import CurieWeiss, Hamiltonian, _readonly
 from arnn_gen.systems.sparse import SparseHamiltonian
 
-__all__ = ["ORDER_METHODS", "MAX_FRONTIER_TOTAL", "Frontier", "site_order", "frontier"]
+__all__ = [
+    "ORDER_METHODS",
+    "MAX_FRONTIER_TOTAL",
+    "Frontier",
+    "site_order",
+    "frontier",
+    "order_signature",
+]
 
 ORDER_METHODS: tuple[str, ...] = ("auto", "natural", "rcm")
 """The ``method`` values of :func:`site_order`."""
@@ -282,3 +290,11 @@ def frontier(system: SparseHamiltonian | Hamiltonian, order: Any = None) -> Fron
         start = stop
     width = int(sizes.max(initial=0))
     return Frontier(_readonly(order), _readonly(indptr), _readonly(members), width, total)
+
+
+def order_signature(order: Any) -> str:
+    """sha256 of a site order written as its decimal indices joined by commas: what an
+    emitted frontier module checks its sidecar's order against (with hashlib and str only,
+    so that the module needs no numpy)."""
+    text = ",".join(str(int(site)) for site in np.asarray(order).tolist())
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -82,7 +82,8 @@ def build_ir(
 ) -> ArchitectureIR:
     """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``;
     ``site_order``: how a frontier network's order was chosen, ``frontier_width`` the width
-    max_i |F_i| it gives (docs/physics.md section 7)."""
+    max_i |F_i| it gives (docs/physics.md section 7); the IR records the sha256 of the order
+    itself, which the module checks its sidecar's against."""
     from arnn_gen.systems import CurieWeiss, Hamiltonian
     from arnn_gen.systems.sparse import SparseHamiltonian
 
@@ -134,4 +135,15 @@ def build_ir(
         command=command,
         site_order=site_order,
         frontier_width=frontier_width,
+        order_signature=_order_signature(hamiltonian, site_order),
     )
+
+
+def _order_signature(hamiltonian, site_order: str) -> str:
+    """sha256 of the order ``site_order`` names for ``hamiltonian`` ("" for none)."""
+    if not site_order:
+        return ""
+    from arnn_gen.systems.ordering import order_signature
+    from arnn_gen.systems.ordering import site_order as order_of
+
+    return order_signature(order_of(hamiltonian, site_order))
