@@ -868,3 +868,12 @@ def test_frontier_invariants_are_checked():
 
 def test_readers_module_lists_its_formats():
     assert readers.FORMATS == ("auto", "npz", "edges", "gset", "sgb")
+
+
+def test_a_text_file_is_sized_before_it_is_read(tmp_path, monkeypatch):
+    from arnn_gen.systems import readers
+
+    path = write(tmp_path, "big", "0 1 1.0\n1 2 1.0\n")
+    monkeypatch.setattr(readers, "MAX_TEXT_BYTES", 8)
+    with pytest.raises(ArnnGenError, match="has 16 bytes; a text file is limited to 8"):
+        read_couplings(path)

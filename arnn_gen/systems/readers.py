@@ -138,8 +138,19 @@ def _read_npz(path: Path, limit: int) -> SparseHamiltonian:
     )
 
 
+#: The largest text couplings file read: MAX_EDGES lines of up to 64 bytes ('i j J_ij'),
+#: checked from the file's size before it is read (the lines are held while parsed).
+MAX_TEXT_BYTES = 64 * MAX_EDGES
+
+
 def _read_lines(path: Path) -> list[str]:
     try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise ArnnGenError(
+                f"couplings file {path} has {size} bytes; a text file is limited to "
+                f"{MAX_TEXT_BYTES} (MAX_EDGES lines); use a sparse .npz"
+            )
         return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise ArnnGenError(f"cannot read couplings file {path}: {err}") from None
