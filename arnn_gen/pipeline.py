@@ -450,22 +450,6 @@ class Layout(NamedTuple):
     width: int = 0  # its frontier width max_i |F_i|
 
 
-def frontier_plus_sizes(hamiltonian, order) -> np.ndarray:
-    """|F^+_p| for every position p of ``order`` (docs/physics.md section 7): l is in F^+_p
-    for first_l <= p < l, first_l the earliest neighbour of l. O(N + E)."""
-    N = hamiltonian.N  # noqa: N806
-    position = np.empty(N, dtype=np.int64)
-    position[np.asarray(order)] = np.arange(N)
-    a, b = position[hamiltonian.edges[:, 0]], position[hamiltonian.edges[:, 1]]
-    early, late = np.minimum(a, b), np.maximum(a, b)
-    first = np.arange(N)
-    np.minimum.at(first, late, early)
-    steps = np.zeros(N + 1, dtype=np.int64)
-    np.add.at(steps, first, 1)
-    np.add.at(steps, np.arange(N), -1)
-    return np.cumsum(steps)[:N]
-
-
 def _layout(request: Request, hamiltonian) -> Layout:
     """The layout of the network: the frontier networks of a sparse system, in the requested
     site order ("auto": row-major on the lattices, else the order of natural and reverse
@@ -493,7 +477,7 @@ def _layout(request: Request, hamiltonian) -> Layout:
                 "(use --variant krsb or rs; arnn-gen exact for the reference)"
             )
     else:
-        padded = N * max(1, int(frontier_plus_sizes(hamiltonian, order).max(initial=0)))
+        padded = N * max(1, int(systems.frontier_plus_sizes(hamiltonian, order).max(initial=0)))
         if request.system == "general" and padded > FRONTIER_FRACTION * N * (N - 1) / 2:
             return Layout(hamiltonian.to_dense(), "dense")
         numbers = 2 * (2 * request.k + 3) * padded

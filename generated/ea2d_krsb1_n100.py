@@ -597,8 +597,10 @@ class EdwardsAnderson2D1RSB(torch.nn.Module):
         prefix = self._prefix_fields(spins)  # [B, N, D + 1]
         through_sigmoid = self._through_sigmoid()
         recompute = torch.is_grad_enabled() and self._layer_bytes(spins) > self.KEPT_LAYER_BYTES
+        weight, bias, hidden = self._parameters_by_pair()  # once: a0 masked, [2, N, W]
+        parameters = (weight, bias, *hidden)
         logits = [
-            self._block_logits(prefix, first, end, through_sigmoid, recompute)
+            self._block_logits(prefix, first, end, through_sigmoid, recompute, parameters)
             for first, end in self._blocks()
         ]
         logits = torch.cat(logits, 1)
@@ -685,23 +687,24 @@ class EdwardsAnderson2D1RSB(torch.nn.Module):
         ]
         return self.residual_weight, self.residual_bias, hidden
 
-    def _block_logits(self, prefix, first, end, through_sigmoid, recompute):
+    def _block_logits(self, prefix, first, end, through_sigmoid, recompute, parameters):
         """Logits [B, c] of the sites [first, end) in positions, from the prefix fields
-        [B, N, D + 1]; ``through_sigmoid`` from _through_sigmoid. ``recompute``: with
+        [B, N, D + 1] and the whole ``parameters`` of _parameters_by_pair (made once per
+        forward), flattened; ``through_sigmoid`` from _through_sigmoid. ``recompute``: with
         autograd, the block is recomputed in the backward pass instead of keeping its layers
         (Note [Frontier blocks])."""
         if recompute:
             return torch.utils.checkpoint.checkpoint(
-                self._block_logits_of, prefix, first, end, through_sigmoid, use_reentrant=False
-            )
-        return self._block_logits_of(prefix, first, end, through_sigmoid)
+                self._block_logits_of, prefix, first, end, through_sigmoid, *parameters,
+                use_reentrant=False,
+            )  # fmt: skip
+        return self._block_logits_of(prefix, first, end, through_sigmoid, *parameters)
 
-    def _block_logits_of(self, prefix, first, end, through_sigmoid):
+    def _block_logits_of(self, prefix, first, end, through_sigmoid, weight, bias, *hidden):
         flat = prefix.flatten(1)  # [B, N (D + 1)]
         entries = self.member_entry[first:end]  # [c, W]
         phi = flat[:, entries.flatten()].view(-1, *entries.shape)  # [B, c, W] phi_{i,l}
         phi_site = flat[:, self.site_entry[0, first:end]]  # [B, c] phi_{i,i}
-        weight, bias, hidden = self._parameters_by_pair()
         cut = [p[:, first:end].unsqueeze(1) for p in hidden]  # [2, 1, c, W]
         log_rho = self._log_rho(phi, cut[:-1], cut[-1], through_sigmoid)  # [2, B, c]
         return self._logit(phi_site, weight[first:end], bias[first:end], log_rho)

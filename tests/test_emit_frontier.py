@@ -80,6 +80,8 @@ def test_layer_set_is_the_frontier_of_the_definition(emitted, name):
         assert model.members[p, :size].tolist() == members
         assert not model.valid[p, size:].any() and model.valid[p, :size].all()
     assert model.width == max(1, max(len(m) for m in expected))
+    sizes = systems.frontier_plus_sizes(hamiltonian, order_of(model))  # what emit checks
+    assert sizes.tolist() == [len(m) for m in expected]
     # the header's width: max |F_i|, F_i = F^+_i without the later neighbours of i
     assert model.FRONTIER_WIDTH == systems.frontier(hamiltonian, order_of(model)).width
 

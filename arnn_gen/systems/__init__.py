@@ -33,7 +33,13 @@ from arnn_gen.systems.dense import (
     write_npz,
 )
 from arnn_gen.systems.lattices import ea2d, ea3d, ising2d, rrg
-from arnn_gen.systems.ordering import Frontier, frontier, order_signature, site_order
+from arnn_gen.systems.ordering import (
+    Frontier,
+    frontier,
+    frontier_plus_sizes,
+    order_signature,
+    site_order,
+)
 from arnn_gen.systems.readers import read_couplings
 from arnn_gen.systems.sparse import SPARSE_KINDS, SparseHamiltonian, load_sparse_npz
 
@@ -58,6 +64,7 @@ __all__ = [
     "read_couplings",
     "site_order",
     "order_signature",
+    "frontier_plus_sizes",
     "frontier",
     "Frontier",
 ]

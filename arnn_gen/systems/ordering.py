@@ -42,6 +42,7 @@ __all__ = [
     "site_order",
     "frontier",
     "order_signature",
+    "frontier_plus_sizes",
 ]
 
 ORDER_METHODS: tuple[str, ...] = ("auto", "natural", "rcm")
@@ -298,3 +299,19 @@ def order_signature(order: Any) -> str:
     so that the module needs no numpy)."""
     text = ",".join(str(int(site)) for site in np.asarray(order).tolist())
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def frontier_plus_sizes(system: SparseHamiltonian, order: Any) -> np.ndarray:
+    """|F^+_p| for every position p of ``order`` (docs/physics.md section 7): l is in F^+_p
+    for first_l <= p < l, first_l the earliest neighbour of l. O(N + E)."""
+    N = system.N  # noqa: N806
+    position = np.empty(N, dtype=np.int64)
+    position[np.asarray(order)] = np.arange(N)
+    a, b = position[system.edges[:, 0]], position[system.edges[:, 1]]
+    early, late = np.minimum(a, b), np.maximum(a, b)
+    first = np.arange(N)
+    np.minimum.at(first, late, early)
+    steps = np.zeros(N + 1, dtype=np.int64)
+    np.add.at(steps, first, 1)
+    np.add.at(steps, np.arange(N), -1)
+    return np.cumsum(steps)[:N]
