@@ -51,8 +51,10 @@ def time_protocol(
     override the protocol's (for tests). A dict of seconds and settings (module docstring)."""
     import torch
 
-    from arnn_gen.learn.experiments import _model, preset
+    from arnn_gen.learn.experiments import preset
     from arnn_gen.learn.train import train
+    from arnn_gen.sweep import SweepTask
+    from arnn_gen.sweep.task import build_model
 
     if betas < 2:
         raise ValueError("--betas must be at least 2 (a first beta and a later one)")
@@ -75,7 +77,9 @@ def time_protocol(
 
     start = time.perf_counter()  # before the device starts: set-up includes it
     with tempfile.TemporaryDirectory() as folder:
-        model = _model(system, architecture, N, seed, Path(folder), config)
+        task = SweepTask(system=system, size=N, instance=seed if system == "sk" else 0,
+                         architecture=architecture, config=config, N=N)  # fmt: skip
+        model = build_model(task, Path(folder))
         model.to(device=device, dtype=getattr(torch, dtype))
         ready = now()
         marks: list[float] = []

@@ -48,6 +48,7 @@ __all__ = [
     "relative_error_figure",
     "overlap_figure",
     "training_figure",
+    "figure_bytes",
     "save_plots",
 ]
 
@@ -409,7 +410,8 @@ def training_figure(runs: Sequence[Run]) -> Figure:
 # --------------------------------------------------------------------------- output
 
 
-def _figure_bytes(fig: Figure, fmt: str) -> bytes:
+def figure_bytes(fig: Figure, fmt: str) -> bytes:
+    """The figure as PNG (150 dpi) or PDF bytes, the same bytes for the same figure."""
     # Fixed metadata keeps the bytes deterministic (no creation dates, no version strings).
     metadata: Mapping[str, Any] = (
         {"CreationDate": None, "Producer": None, "Creator": None}
@@ -444,6 +446,6 @@ def save_plots(
     for name in PLOT_NAMES:
         for fmt in ("png", "pdf"):
             path = out / f"{name}.{fmt}"
-            write_atomically(path, _figure_bytes(figures[name], fmt), only_if_changed=True)
+            write_atomically(path, figure_bytes(figures[name], fmt), only_if_changed=True)
             paths.append(path)
     return paths

@@ -1,0 +1,400 @@
+"""A sweep file (TOML) and the training tasks it expands into.
+
+A sweep names systems with their sizes, disorder instances and architectures, and one
+annealing schedule; :func:`expand` turns it into independent :class:`SweepTask` s, one per
+(system instance, architecture), each trained into its own run folder
+``OUT/<group>/<architecture>/`` (:mod:`arnn_gen.sweep.task`). The file::
+
+    name = "sk-paper"                 # optional: the report's title
+    out = "runs/sk_paper"             # optional: the output root (--out overrides it)
+
+    [schedule]                        # TrainConfig's fields; beta is required
+    beta = 2.0
+    beta_start = 0.1
+    beta_step = 0.05
+    steps_per_beta = 1000
+    batch = 2000
+    lr = 1e-3
+    eval_samples = 20000
+    dtype = "float64"
+    device = "auto"                   # auto: cuda where there is one
+
+    [[systems]]                       # one table per system; any number of them
+    system = "sk"
+    sizes = [20, 50]                  # N (the lattices take L = [...], and W)
+    instances = "0-9"                 # seeds: a list of integers or "A-B"
+    architectures = ["SK_RS", "SK_1RSB", "SK_2RSB", "1L", "MADE_21", "MADE_22"]
+    J = 1.0                           # and h, boundary, disorder, degree where they apply
+    init = "paramagnetic"             # start of the emitted modules (baselines: random)
+
+A system ``general`` takes ``couplings = ["a.npz", "b.txt"]`` (its instances, relative to
+the sweep file) instead of sizes and instances. Every error is one line naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.learn.train import TrainConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover (Python 3.10: the same parser as a package)
+    import tomli as tomllib
+
+__all__ = [
+    "EMITTED",
+    "BASELINE_NAMES",
+    "MAX_SWEEP_TASKS",
+    "SystemEntry",
+    "Sweep",
+    "SweepTask",
+    "read_sweep",
+    "parse_sweep",
+    "expand",
+    "parse_instances",
+]
+
+#: Architectures emitted by arnn-gen: title -> (variant, k).
+EMITTED = {
+    "CW_N": ("exact", None),
+    "CW_inf": ("inf", None),
+    "SK_RS": ("rs", 0),
+    "SK_1RSB": ("krsb", 1),
+    "SK_2RSB": ("krsb", 2),
+}
+#: The paper's baselines (arnn_gen.learn.baselines): MADE_dw for any one-digit d and w.
+BASELINE_NAMES = ("1P", "1L", "MADE_21", "MADE_22")
+_BASELINE = re.compile(r"1P|1L|MADE_[1-9][1-9]")
+#: Most tasks one sweep may expand into (checked before any is built).
+MAX_SWEEP_TASKS = 100_000
+#: Keys of a [[systems]] table, and the systems each option applies to.
+_SYSTEM_OPTIONS = {
+    "J": ("cw", "sk", "ising2d"),
+    "h": ("cw", "sk", "ea2d", "ea3d", "ising2d", "rrg"),
+    "boundary": ("ea2d", "ea3d", "ising2d"),
+    "disorder": ("ea2d", "ea3d", "rrg"),
+    "degree": ("rrg",),
+    "W": ("ea2d", "ising2d"),
+}
+_SEEDED = ("sk", "ea2d", "ea3d", "rrg")
+_INITS = ("paramagnetic", "random")
+_SCHEDULE_KEYS = tuple(f.name for f in fields(TrainConfig))
+
+
+@dataclass(frozen=True)
+class SystemEntry:
+    """One [[systems]] table: a system, its sizes (N, or lattice sides L), its instances
+    (seeds, or couplings files for ``general``) and the architectures to train on each."""
+
+    system: str
+    sizes: tuple[int, ...]
+    instances: tuple[int | str, ...]
+    architectures: tuple[str, ...]
+    options: tuple[tuple[str, object], ...] = ()
+    init: str = "paramagnetic"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A parsed sweep file: its title, default output root, schedule and systems."""
+
+    name: str
+    schedule: TrainConfig
+    systems: tuple[SystemEntry, ...]
+    out: str | None = None
+    device: str = "auto"  # the schedule's device as written: auto, cpu or cuda
+
+    def tasks(self) -> tuple[SweepTask, ...]:
+        return expand(self)
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One training: an architecture on one system instance, trained with ``config``.
+
+    ``size`` is N (the lattices: the side L), ``instance`` a seed (or the index of a
+    couplings file, ``couplings`` its path). Its run folder is ``OUT/group/architecture``."""
+
+    system: str
+    size: int
+    instance: int
+    architecture: str
+    config: TrainConfig
+    options: tuple[tuple[str, object], ...] = ()
+    couplings: str | None = None
+    init: str = "paramagnetic"
+    N: int = field(default=0)  # noqa: N815 (the number of spins, filled in by expand)
+
+    @property
+    def group(self) -> str:
+        """The folder of the system instance: ``sk_n20_s3``, ``ea2d_8x8_s0``,
+        ``general_n100_i0_<stem>``."""
+        if self.system == "general":
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.couplings or "").stem)[:40]
+            return f"general_n{self.N}_i{self.instance}_{stem}"
+        if self.system in ("ea2d", "ising2d"):
+            width = dict(self.options).get("W") or self.size
+            return f"{self.system}_{self.size}x{width}_s{self.instance}"
+        if self.system == "ea3d":
+            return f"ea3d_{self.size}x{self.size}x{self.size}_s{self.instance}"
+        return f"{self.system}_n{self.N}_s{self.instance}"
+
+    @property
+    def id(self) -> str:  # noqa: A003
+        return f"{self.group}/{self.architecture}"
+
+    def system_options(self) -> dict:
+        """Keyword options of :func:`arnn_gen.pipeline.resolve` for this instance."""
+        options = dict(self.options)
+        if self.system in ("ea2d", "ea3d", "ising2d"):
+            options["L"] = self.size
+        elif self.system != "general":
+            options["N"] = self.size
+        if self.system in _SEEDED:
+            options["seed"] = self.instance
+        if self.couplings is not None:
+            options["couplings"] = self.couplings
+        return options
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "group": self.group,
+            "system": self.system,
+            "N": self.N,
+            "size": self.size,
+            "instance": self.instance,
+            "seed": None if self.couplings is not None else self.instance,
+            "architecture": self.architecture,
+            "options": dict(self.options),
+            "couplings": self.couplings,
+            "init": self.init,
+            "config": self.config.to_dict(),
+        }
+
+    def signature(self) -> str:
+        """sha256 of what the task computes (system, instance, architecture, schedule):
+        the manifest refuses to mix results of another definition under the same id."""
+        document = self.to_dict()
+        if self.couplings is not None:  # the file's bytes, not only its name
+            document["couplings"] = hashlib.sha256(Path(self.couplings).read_bytes()).hexdigest()
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_instances(value, where: str) -> tuple[int, ...]:
+    """Seeds from a list of integers or a range "A-B" (both ends included).
+
+    >>> parse_instances("0-3", "instances"), parse_instances([5, 2], "instances")
+    ((0, 1, 2, 3), (5, 2))
+    """
+    if isinstance(value, str):
+        found = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)
+        if found is None:
+            raise ArnnGenError(f"{where} must be a list of seeds or a range A-B, got {value!r}")
+        first = int(found.group(1))
+        last = first if found.group(2) is None else int(found.group(2))
+        if last < first:
+            raise ArnnGenError(f"{where}: the range {value!r} is empty")
+        if last - first >= MAX_SWEEP_TASKS:
+            raise ArnnGenError(f"{where}: the range {value!r} exceeds {MAX_SWEEP_TASKS} seeds")
+        return tuple(range(first, last + 1))
+    return _integers(value, where, low=0, high=2**63 - 1)
+
+
+def _integers(value, where: str, *, low: int, high: int) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ArnnGenError(f"{where} must be a non-empty list of integers, got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:
+            raise ArnnGenError(f"{where} must hold integers in [{low}, {high}], got {item!r}")
+    if len(set(value)) != len(value):
+        raise ArnnGenError(f"{where} repeats a value: {value}")
+    return tuple(value)
+
+
+def _strings(value, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ArnnGenError(f"{where} must be a non-empty list of strings, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ArnnGenError(f"{where} repeats a value: {value}")
+    return tuple(value)
+
+
+def _check_architecture(name: str, where: str) -> str:
+    if name in EMITTED or _BASELINE.fullmatch(name):
+        return name
+    known = ", ".join((*EMITTED, *BASELINE_NAMES))
+    raise ArnnGenError(f"{where}: unknown architecture {name!r}; known: {known} (MADE_dw: "
+                       "one digit each for depth and width)")  # fmt: skip
+
+
+def read_sweep(path, *, device: str | None = None) -> Sweep:
+    """Parse the sweep file at ``path`` (relative couplings paths are taken from its
+    folder). ``device`` overrides the schedule's."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArnnGenError(f"sweep file {path} does not exist")
+    if path.stat().st_size > 1 << 20:
+        raise ArnnGenError(f"sweep file {path} is larger than 1 MiB")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ArnnGenError(f"sweep file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ArnnGenError(f"sweep file {path}: {str(error).splitlines()[0]}") from None
+    return parse_sweep(document, base=path.parent, device=device, name=path.stem)
+
+
+def parse_sweep(document: dict, *, base=Path("."), device: str | None = None,
+                name: str = "sweep") -> Sweep:  # fmt: skip
+    """A :class:`Sweep` from the parsed TOML ``document`` (see the module docstring)."""
+    unknown = sorted(set(document) - {"name", "out", "schedule", "systems"})
+    if unknown:
+        raise ArnnGenError(f"sweep file: unknown key(s) {', '.join(unknown)}; known: name, out, "
+                           "[schedule], [[systems]]")  # fmt: skip
+    name = document.get("name", name)
+    out = document.get("out")
+    if not isinstance(name, str) or (out is not None and not isinstance(out, str)):
+        raise ArnnGenError("sweep file: name and out must be strings")
+    schedule, chosen_device = _schedule(document.get("schedule"), device)
+    entries = document.get("systems")
+    if not isinstance(entries, list) or not entries:
+        raise ArnnGenError("sweep file: at least one [[systems]] table is needed")
+    systems = tuple(_entry(entry, index, Path(base)) for index, entry in enumerate(entries))
+    sweep = Sweep(name=name, schedule=schedule, systems=systems, out=out, device=chosen_device)
+    expand(sweep)  # every task valid (sizes, variants, options) before anything runs
+    return sweep
+
+
+def _schedule(table, device: str | None) -> tuple[TrainConfig, str]:
+    if not isinstance(table, dict) or "beta" not in table:
+        raise ArnnGenError("sweep file: [schedule] with at least beta = ... is needed")
+    unknown = sorted(set(table) - set(_SCHEDULE_KEYS))
+    if unknown:
+        raise ArnnGenError(f"[schedule]: unknown key(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(_SCHEDULE_KEYS)}")  # fmt: skip
+    options = dict(table)
+    chosen = device or options.pop("device", "auto")
+    if chosen not in ("auto", "cpu", "cuda"):
+        raise ArnnGenError(f"[schedule]: device must be auto, cpu or cuda, got {chosen!r}")
+    options["device"] = "cpu" if chosen == "auto" else chosen  # resolved when the sweep runs
+    options["beta_start"] = options.get("beta_start", min(0.1, options["beta"]))
+    for key, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ArnnGenError(f"[schedule]: {key} must be finite")
+    try:
+        return TrainConfig(**options), chosen
+    except TypeError as error:  # a value of the wrong kind
+        raise ArnnGenError(f"[schedule]: {error}") from None
+
+
+def _entry(table, index: int, base: Path) -> SystemEntry:
+    where = f"[[systems]] #{index + 1}"
+    if not isinstance(table, dict):
+        raise ArnnGenError(f"{where} must be a table")
+    system = table.get("system")
+    from arnn_gen.symbolic.simplify import VARIANTS
+
+    if system not in VARIANTS:
+        raise ArnnGenError(f"{where}: system must be one of {', '.join(VARIANTS)}, got {system!r}")
+    lattice = system in ("ea2d", "ea3d", "ising2d")
+    size_key = "L" if lattice else "sizes"
+    allowed = {"system", "architectures", "init", *(k for k, s in _SYSTEM_OPTIONS.items()
+                                                    if system in s)}  # fmt: skip
+    if system == "general":
+        allowed |= {"couplings", "format"}
+    else:
+        allowed.add(size_key)
+        if system in _SEEDED:
+            allowed.add("instances")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ArnnGenError(f"{where} ({system}): key(s) {', '.join(unknown)} do not apply; "
+                           f"it takes {', '.join(sorted(allowed))}")  # fmt: skip
+    names = _strings(table.get("architectures"), f"{where}: architectures")
+    architectures = tuple(_check_architecture(name, where) for name in names)
+    init = table.get("init", "paramagnetic")
+    if init not in _INITS:
+        raise ArnnGenError(f"{where}: init must be paramagnetic or random, got {init!r}")
+    options = {k: table[k] for k in _SYSTEM_OPTIONS if k in table}
+    if system == "general":
+        files = _strings(table.get("couplings"), f"{where}: couplings")
+        instances = tuple(str((base / f) if not Path(f).is_absolute() else Path(f))
+                          for f in files)  # fmt: skip
+        for file in instances:
+            if not Path(file).is_file():
+                raise ArnnGenError(f"{where}: couplings file {file} does not exist")
+        if "format" in table:
+            options["format"] = table["format"]
+        sizes: tuple[int, ...] = (0,)
+    else:
+        if size_key not in table:
+            raise ArnnGenError(f"{where} ({system}) needs {size_key} = [...]")
+        sizes = _integers(table[size_key], f"{where}: {size_key}", low=1, high=10**6)
+        instances = (parse_instances(table["instances"], f"{where}: instances")
+                     if "instances" in table else (0,))  # fmt: skip
+    return SystemEntry(system, sizes, instances, architectures, tuple(sorted(options.items())),
+                       init)  # fmt: skip
+
+
+def expand(sweep: Sweep) -> tuple[SweepTask, ...]:
+    """Every task of the sweep, in the file's order: system, size, instance, architecture.
+    Each is resolved by :func:`arnn_gen.pipeline.resolve` (sizes, variants, options), so
+    that a bad sweep fails before anything runs; ids must be unique."""
+    from arnn_gen.pipeline import resolve
+
+    count = sum(len(e.sizes) * len(e.instances) * len(e.architectures) for e in sweep.systems)
+    if count > MAX_SWEEP_TASKS:
+        raise ArnnGenError(f"the sweep expands into {count} tasks; the limit is {MAX_SWEEP_TASKS}")
+    tasks, seen = [], set()
+    for entry in sweep.systems:
+        for size in entry.sizes:
+            for position, instance in enumerate(entry.instances):
+                couplings = instance if isinstance(instance, str) else None
+                task = SweepTask(
+                    system=entry.system, size=size,
+                    instance=position if couplings else int(instance),
+                    architecture=None, config=sweep.schedule, options=entry.options,
+                    couplings=couplings, init=entry.init,
+                )  # fmt: skip
+                request = _resolve(resolve, task, entry)
+                # a couplings file's size is read from it
+                size = request.N or _file_size(couplings, dict(entry.options))
+                for architecture in entry.architectures:
+                    if architecture in EMITTED:  # the variant must apply to the system
+                        variant, k = EMITTED[architecture]
+                        _resolve(resolve, task, entry, variant=variant, k=k or 0)
+                    done = replace(task, architecture=architecture, N=size)
+                    if done.id in seen:
+                        raise ArnnGenError(f"the sweep holds the task {done.id} twice")
+                    seen.add(done.id)
+                    tasks.append(done)
+    return tuple(tasks)
+
+
+def _resolve(resolve, task: SweepTask, entry: SystemEntry, **variant):
+    options = task.system_options()
+    fmt = options.pop("format", "auto")
+    try:
+        return resolve(task.system, format=fmt, **options, **variant)
+    except ArnnGenError as error:
+        raise ArnnGenError(f"[[systems]] {entry.system} size {task.size}: {error}") from None
+
+
+def _file_size(couplings: str, options: dict) -> int:
+    from arnn_gen.systems import read_couplings
+
+    return read_couplings(couplings, options.get("format", "auto")).N
