@@ -256,6 +256,13 @@ class Request:
     degree: int = 3
     format: str = "auto"
     order: str = "auto"
+    #: A batched module of several instances: the SK seeds, or the couplings files (the
+    #: first of which is ``couplings``); () for a module of one system.
+    instances: tuple[int, ...] = ()
+    instance_files: tuple[str, ...] = ()
+
+    def is_batched(self) -> bool:
+        return bool(self.instances or self.instance_files)
 
     def size_limit(self) -> int:
         """The most spins this architecture can take (checked before J is built)."""
@@ -290,7 +297,11 @@ class Request:
         if self.variant == "krsb":
             parts.append(f"-k {self.k}")
         parts.append(f"--beta {_format_number(self.beta)}")
-        if self.couplings is not None:
+        if self.instance_files:
+            parts.append(f"--couplings {' '.join(shell_word(f) for f in self.instance_files)}")
+            if self.format != "auto":
+                parts.append(f"--format {self.format}")
+        elif self.couplings is not None:
             parts.append(f"--couplings {shell_word(self.couplings)}")
             if self.format != "auto":
                 parts.append(f"--format {self.format}")
@@ -302,7 +313,9 @@ class Request:
             parts.append(f"--J {_format_number(self.J)}")
         if self.couplings is None:
             parts.append(f"--h {_format_number(self.h)}")
-        if self.system in ("sk", "ea2d", "ea3d", "rrg"):
+        if self.instances:
+            parts.append(f"--instances {instances_text(self.instances)}")
+        elif self.system in ("sk", "ea2d", "ea3d", "rrg"):
             parts.append(f"--seed {self.seed}")
         if site_order:
             parts.append(f"--order {site_order}")
@@ -332,6 +345,7 @@ def resolve(
     degree: int = 3,
     format: str = "auto",  # noqa: A002 (the CLI's --format)
     order: str = "auto",
+    instances=None,
 ) -> Request:
     """Validate a request and fill in its defaults, once (DESIGN.md, "The request, resolved
     once"): the system and variant (DESIGN.md's table), the RSB depth, the size against the
@@ -349,7 +363,35 @@ def resolve(
     1000000
     >>> resolve("ea2d", L=32).N  # a 32 x 32 lattice
     1024
+    >>> resolve("sk", instances="0-9", N=50).instances  # one module of ten SK instances
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+    ``instances`` (SK seeds: "A-B", "a,b,c" or integers) or several ``couplings`` files (a
+    sequence) ask for one batched module of those instances (variants rs and krsb).
     """
+    if couplings is not None and not isinstance(couplings, str):
+        files = tuple(str(file) for file in couplings)
+        if not files:
+            raise ArnnGenError("--couplings needs a file")
+        if len(files) > 1:
+            request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
+                              couplings=files[0], name=name, dtype=dtype, symbolic=symbolic,
+                              format=format, order=order, L=L, W=W)  # fmt: skip
+            _check_batched(request, len(files))
+            return replace(request, instance_files=files)
+        couplings = files[0]
+    if instances is not None:
+        if system != "sk":
+            raise ArnnGenError(f"--instances takes SK seeds (--system sk), not {system}; "
+                               "several instances of a general system are several --couplings "
+                               "files")  # fmt: skip
+        if seed != 0:
+            raise ArnnGenError("give either --seed or --instances, not both")
+        seeds = parse_instances(instances)
+        request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, name=name,
+                          dtype=dtype, symbolic=symbolic)  # fmt: skip
+        _check_batched(request, len(seeds))
+        return replace(request, instances=seeds)
     variant = resolve_variant(system, variant)
     k = check_int("the RSB depth k", k, 0, MAX_RSB_DEPTH)
     beta = check_beta(beta)
@@ -395,6 +437,90 @@ def resolve(
     return replace(request, N=size)
 
 
+def instances_text(seeds) -> str:
+    """Seeds as ``--instances`` takes them: "A-B" for a run of consecutive seeds, else
+    comma-separated."""
+    seeds = list(seeds)
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(str(seed) for seed in seeds)
+
+
+def parse_instances(text) -> tuple[int, ...]:
+    """SK seeds from "A-B" (both included), "a,b,c" or a sequence of integers: distinct,
+    in [0, 2^64), at most MAX_INSTANCES of them (checked before any system is built).
+
+    >>> parse_instances("3-5"), parse_instances("7,2")
+    ((3, 4, 5), (7, 2))
+    """
+    from arnn_gen.systems.instances import MAX_INSTANCES
+
+    bad = f"--instances takes seeds as A-B or a,b,c; got {text!r}"
+    if isinstance(text, str):
+        text = text.strip()
+        if "-" in text and "," not in text:
+            first, _, last = text.partition("-")
+            if not (first.strip().isdigit() and last.strip().isdigit()):
+                raise ArnnGenError(bad)
+            first, last = int(first), int(last)
+            if last < first:
+                raise ArnnGenError(f"--instances {text}: the range is empty")
+            if last - first >= MAX_INSTANCES:
+                raise ArnnGenError(f"--instances {text}: at most {MAX_INSTANCES} instances")
+            seeds = tuple(range(first, last + 1))
+        else:
+            items = [item.strip() for item in text.split(",")]
+            if not all(item.isdigit() for item in items):
+                raise ArnnGenError(bad)
+            seeds = tuple(int(item) for item in items)
+    else:
+        try:
+            seeds = tuple(int(check_int("--instances", seed, 0)) for seed in text)
+        except TypeError:
+            raise ArnnGenError(bad) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ArnnGenError(f"--instances needs distinct seeds, got {text!r}")
+    if len(seeds) > MAX_INSTANCES:
+        raise ArnnGenError(f"--instances: at most {MAX_INSTANCES} instances, got {len(seeds)}")
+    for seed in seeds:
+        check_int("--instances", seed, 0, 2**64 - 1)
+    return seeds
+
+
+def _check_batched(request: Request, count: int) -> None:
+    """A batched module holds the replica forms of dense systems: K [N, N] couplings and K
+    times the parameters, bounded before anything is built."""
+    if request.variant not in ("rs", "krsb"):
+        raise ArnnGenError(f"a module of several instances takes the variants rs and krsb "
+                           f"(SK_RS, SK_kRSB), not {request.variant}")  # fmt: skip
+    if request.N is not None and count * request.N**2 > MAX_DENSE_N**2:
+        raise ArnnGenError(f"{count} instances of N = {request.N} exceed {MAX_DENSE_N**2} "
+                           "couplings in all; emit fewer instances per module")  # fmt: skip
+
+
+def _instance_stack(request: Request):
+    """The systems of a batched request, checked against one another."""
+    from arnn_gen.systems.instances import InstanceStack
+
+    if request.instances:
+        members = [systems.sherrington_kirkpatrick(request.N, J=request.J, h=request.h, seed=seed)
+                   for seed in request.instances]  # fmt: skip
+        return InstanceStack.of(members, request.instances)
+    members = []
+    for file in request.instance_files:
+        member = systems.read_couplings(file, request.format, max_n=MAX_DENSE_N)
+        if members and member.N != members[0].N:
+            raise ArnnGenError(f"the couplings files hold different sizes: {members[0].N} in "
+                               f"{request.instance_files[0]}, {member.N} in {file}")  # fmt: skip
+        if request.N is not None and member.N != request.N:
+            raise ArnnGenError(f"-N {request.N} disagrees with the {member.N} spins of {file}")
+        if len(request.instance_files) * member.N**2 > MAX_DENSE_N**2:
+            raise ArnnGenError(f"{len(request.instance_files)} instances of N = {member.N} "
+                               f"exceed {MAX_DENSE_N**2} couplings in all")  # fmt: skip
+        members.append(member.to_dense())
+    return InstanceStack.of(members, range(len(members)))
+
+
 def _too_large(request: Request, N: int) -> str:  # noqa: N803
     limit = request.size_limit()
     if request.variant == "exact" and request.system != "cw":
@@ -424,6 +550,14 @@ def lower(
     request = system if isinstance(system, Request) else resolve(system, **options)
     if isinstance(system, Request) and options:
         raise ArnnGenError(f"lower() takes a Request or options, not both: {sorted(options)}")
+    if request.is_batched():  # one module of several instances: the dense replica forms
+        stack = _instance_stack(request)
+        derivation = derivation or derive_conditional()
+        reduction = reduce_conditional(request.system, request.variant, k=request.k,
+                                       derivation=derivation)  # fmt: skip
+        ir = build_ir(stack, reduction, beta=request.beta, name=request.name,
+                      dtype=request.dtype, command=request.command(stack.N))  # fmt: skip
+        return Stages(stack, derivation, reduction, ir, render_module(ir))
     limit = MAX_SPINS if request.couplings is not None else request.size_limit()
     hamiltonian = build_system(
         request.system, None if request.system in LATTICES else request.N,

@@ -47,6 +47,8 @@ PHYSICS_TEMPLATES = (
     "count_sampling.py.j2",
     "replica.py.j2",
     "replica_layers.py.j2",
+    "replica_rho.py.j2",
+    "replica_instances.py.j2",
     "frontier_replica.py.j2",
     "frontier_exact.py.j2",
 )
@@ -56,13 +58,16 @@ MACHINERY_TEMPLATES = (
     "replica_gradients.py.j2",
     "replica_cuda_graphs.py.j2",
     "replica_settings.py.j2",
+    "replica_instances_blocks.py.j2",
     "frontier_blocks.py.j2",
     "frontier_system.py.j2",
     "frontier_exact_tables.py.j2",
 )
 
 #: Functions that check the inputs (spins, couplings, beta, batch size).
-INPUT_CHECKS = frozenset({"_check_spins", "_system", "_check_beta", "_check_batch_size"})
+INPUT_CHECKS = frozenset(
+    {"_check_spins", "_check_instance_spins", "_system", "_check_beta", "_check_batch_size"}
+)
 
 #: Names (variables and attributes) of the model's quantities in the templates.
 MODEL_QUANTITIES = frozenset(
@@ -93,6 +98,7 @@ CASES = (
     ("ea2d", {"variant": "rs", "L": 3, "W": 3, "seed": 0}),
     ("rrg", {"variant": "krsb", "k": 2, "N": 8, "seed": 0}),
     ("ea2d", {"variant": "exact", "L": 3, "W": 3, "seed": 0}),
+    ("sk", {"variant": "krsb", "k": 2, "N": 6, "instances": "0-2"}),
 )
 
 

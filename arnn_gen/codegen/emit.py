@@ -129,9 +129,15 @@ def write_module(
 
 
 def write_sidecar(ir: ArchitectureIR, hamiltonian, handle) -> None:
-    """The module's sidecar .npz: J and h of a dense system; the edges, weights, fields and
-    site order of a frontier network (ir.site_order names how the order is chosen; it is
+    """The module's sidecar .npz: J and h of a dense system (stacked, [K, N, N] and [K, N],
+    for a module of K instances); the edges, weights, fields and site order of a frontier
+    network (ir.site_order names how the order is chosen; it is
     computed again here, deterministically, from the system)."""
+    if ir.instances:
+        from arnn_gen.systems.instances import write_instances_npz
+
+        write_instances_npz(hamiltonian, handle)
+        return
     if not ir.site_order:
         from arnn_gen.systems import write_npz
 

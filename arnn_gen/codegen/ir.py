@@ -182,6 +182,12 @@ class ArchitectureIR:
     frontier_width: int = 0
     #: sha256 of the order itself (pipeline.order_signature): the sidecar's must match it.
     order_signature: str = ""
+    #: The labels of the instances of a batched module (the SK seeds, or the couplings
+    #: files' indices and names), in order; () for a module of one system.
+    instances: tuple[str, ...] = ()
+    #: The instances' own Hamiltonian signatures, in the same order (what a module of one
+    #: of them alone declares: its run folder is checked against it).
+    instance_signatures: tuple[str, ...] = ()
     version: str = __version__
     notes: tuple[str, ...] = field(default=())
 
@@ -211,6 +217,8 @@ class ArchitectureIR:
             "conditional_latex",
             "reduced_latex",
             "notes",
+            "instances",
+            "instance_signatures",
         ):
             if not isinstance(getattr(self, group), tuple):
                 raise ArnnGenError(f"{group} must be a tuple")
@@ -225,6 +233,11 @@ class ArchitectureIR:
         names = [p.name for p in self.parameters]
         if len(set(names)) != len(names):
             raise ArnnGenError(f"duplicate parameter names in {names}")
+        labels = self.instances
+        if not all(isinstance(label, str) for label in labels) or len(set(labels)) != len(labels):
+            raise ArnnGenError(f"instances must be distinct strings, got {labels!r}")
+        if len(self.instance_signatures) != len(labels):
+            raise ArnnGenError("instance_signatures must name one signature per instance")
 
     def formula(self, name: str) -> sp.Expr:
         return dict(self.formulas)[name]
@@ -253,6 +266,8 @@ class ArchitectureIR:
                 value = [
                     [printed, name, [_srepr(s) for s in over]] for printed, name, over in value
                 ]
+            elif f.name in ("instances", "instance_signatures") and not value:
+                continue  # a module of one system: its canonical form has no such key
             elif isinstance(value, tuple):
                 value = list(value)
             data[f.name] = value
@@ -275,6 +290,8 @@ class ArchitectureIR:
         for name in ("fused_multiply_add", "beta_scaled", "conditional_latex", "reduced_latex",
                      "notes"):  # fmt: skip
             values[name] = tuple(values[name])
+        values["instances"] = tuple(values.get("instances", ()))
+        values["instance_signatures"] = tuple(values.get("instance_signatures", ()))
         return cls(**values)
 
     def signature(self) -> str:

@@ -21,7 +21,8 @@ __all__ = ["CANONICAL", "DEMO", "regenerate"]
 #: modules' headers record the path as given).
 DEMO = "examples/general_demo_n8.txt"
 
-#: (file stem, emit arguments): the default of every system/variant pair of DESIGN.md.
+#: (file stem, emit arguments): the default of every system/variant pair of DESIGN.md, and
+#: a module of the ten SK instances of the paper's N = 20 comparison.
 CANONICAL: tuple[tuple[str, str], ...] = (
     ("general_krsb1_n8", f"--system general --couplings {DEMO}"),
     ("general_exact_n8", f"--system general --variant exact --couplings {DEMO}"),
@@ -39,6 +40,7 @@ CANONICAL: tuple[tuple[str, str], ...] = (
     ("ea3d_krsb1_n125", "--system ea3d"),
     ("ising2d_krsb1_n100", "--system ising2d"),
     ("rrg_krsb1_n100", "--system rrg"),
+    ("sk_krsb1_n20_s0_9", "--system sk -N 20 --instances 0-9"),
 )
 
 

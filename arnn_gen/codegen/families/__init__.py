@@ -19,6 +19,7 @@ from arnn_gen.codegen.families import (
     frontier_replica,
     h2arnn,
     replica,
+    replica_instances,
 )
 from arnn_gen.codegen.families.base import Family, log_conditional
 from arnn_gen.codegen.families.symbols import LOGIT, SPIN, SYMBOL_NAMES
@@ -28,7 +29,7 @@ from arnn_gen.symbolic.derive import SYMBOLS
 from arnn_gen.symbolic.nn_functions import sigmoid
 from arnn_gen.symbolic.simplify import RSYM, Reduction
 
-__all__ = ["FAMILIES", "Family", "family_for", "build_ir", "beta_scaled"]
+__all__ = ["FAMILIES", "Family", "family_for", "build_ir", "beta_scaled", "instances_suffix"]
 
 #: Every family; a (system, variant) pair goes to the first that names its system, else to
 #: the first that serves the variant for every system.
@@ -39,17 +40,26 @@ FAMILIES: tuple[Family, ...] = (
     replica.FAMILY,
     frontier_replica.FAMILY,
     frontier_exact.FAMILY,
+    replica_instances.FAMILY,
 )
 
 
-def family_for(system: str, variant: str, layout: str = "dense") -> Family:
-    """The family that serves ``variant`` of ``system`` with the reduction's ``layout``."""
+def family_for(system: str, variant: str, layout: str = "dense", *,
+               instances: bool = False) -> Family:  # fmt: skip
+    """The family that serves ``variant`` of ``system`` with the reduction's ``layout``
+    (``instances``: for a stack of disorder instances in one module)."""
     for wanted in (system, None):
         for family in FAMILIES:
-            if (wanted, variant) in family.serves and family.layout == layout:
+            if (
+                (wanted, variant) in family.serves
+                and family.layout == layout
+                and family.instances == instances
+            ):
                 return family
+    several = " for several instances" if instances else ""
     raise ArnnGenError(
         f"no architecture family serves variant {variant!r} of {system!r} ({layout} layout)"
+        f"{several}"
     )
 
 
@@ -85,16 +95,20 @@ def build_ir(
     max_i |F_i| it gives (docs/physics.md section 7); the IR records the sha256 of the order
     itself, which the module checks its sidecar's against."""
     from arnn_gen.systems import CurieWeiss, Hamiltonian
+    from arnn_gen.systems.instances import InstanceStack
     from arnn_gen.systems.sparse import SparseHamiltonian
 
-    if not isinstance(hamiltonian, Hamiltonian | CurieWeiss | SparseHamiltonian):
+    if not isinstance(hamiltonian, Hamiltonian | CurieWeiss | SparseHamiltonian | InstanceStack):
         raise ArnnGenError("build_ir needs a Hamiltonian")
     if (reduction.layout == "frontier") != isinstance(hamiltonian, SparseHamiltonian):
         raise ArnnGenError(f"a reduction of {reduction.layout} layout does not fit {hamiltonian!r}")
     system, variant, k = reduction.system, reduction.variant, reduction.k
-    family = family_for(system, variant, reduction.layout)
+    stacked = isinstance(hamiltonian, InstanceStack)
+    family = family_for(system, variant, reduction.layout, instances=stacked)
     N = hamiltonian.N  # noqa: N806
     stem = name or module_name(system, variant, N, k)
+    if stacked and name is None:
+        stem = f"{stem}_{instances_suffix(hamiltonian.labels, seeds=system == 'sk')}"
     scalars = tuple(sorted((key, value) for key, value in hamiltonian.provenance.items()))
     provenance = Provenance(
         kind=hamiltonian.kind,
@@ -136,7 +150,19 @@ def build_ir(
         site_order=site_order,
         frontier_width=frontier_width,
         order_signature=_order_signature(hamiltonian, site_order),
+        instances=tuple(hamiltonian.labels) if stacked else (),
+        instance_signatures=tuple(m.signature() for m in hamiltonian.members) if stacked else (),
     )
+
+
+def instances_suffix(labels, *, seeds: bool) -> str:
+    """The default module name's suffix of a stack of instances: ``s0_9`` for the SK seeds
+    0 to 9 in order, ``i<K>`` otherwise (K instances: other seeds, or couplings files)."""
+    if seeds and all(label.isdigit() for label in labels):
+        seeds = [int(label) for label in labels]
+        if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+            return f"s{seeds[0]}_{seeds[-1]}"
+    return f"i{len(labels)}"
 
 
 def _order_signature(hamiltonian, site_order: str) -> str:

@@ -30,7 +30,8 @@ class Family:
     ``in_place``: (printed name, formula, symbols it may overwrite) of the in-place forms; a
     printed name equal to the formula's replaces its plain form (a formula used in place
     only); ``layout``: the reductions it serves, over every later site ("dense") or over
-    the frontier of a sparse system ("frontier", docs/physics.md section 7).
+    the frontier of a sparse system ("frontier", docs/physics.md section 7); ``instances``:
+    it holds a stack of disorder instances (arnn_gen.systems.instances).
     """
 
     name: str
@@ -42,6 +43,7 @@ class Family:
     fused_multiply_add: tuple[str, ...] = ()
     in_place: tuple[tuple[str, str, tuple[sp.Symbol, ...]], ...] = ()
     layout: str = "dense"  # the Reduction.layout it serves: "dense" or "frontier"
+    instances: bool = False  # a module of several instances with a leading instance axis
 
 
 def is_indexed(*bases):
