@@ -290,15 +290,27 @@ def exact(system, N, beta, J, h, seed, couplings, as_json, **sparse):  # noqa: N
 @click.option("--J", "J", type=float, default=1.0, show_default=True, help="Coupling scale.")
 @click.option("--h", "h", type=float, default=0.0, show_default=True, help="Uniform field.")
 @click.option("--seed", type=int, default=0, show_default=True, help="SK instance seed.")
-@click.option("--couplings", type=str, default=None, help="Couplings file (system general).")
+@click.option("--couplings", type=str, default=None,
+              help="Couplings file (system general); several: one module of all.")  # fmt: skip
+@click.option("--instances", type=str, default=None, metavar="A-B",
+              help="SK seeds (A-B or a,b,c): one module of all those instances.")  # fmt: skip
 @click.option("--out", type=str, default="generated", show_default=True, help="Directory.")
 @click.option("--name", type=str, default=None, help="Module name (default from the spec).")
 @click.option("--force", is_flag=True, help="Overwrite an existing module.")
+@click.argument("more_couplings", nargs=-1, metavar="[MORE_COUPLINGS]...")
 @sparse_options
-def emit(system, variant, N, k, beta, J, h, seed, couplings, out, name, force, **sparse):  # noqa: N803
-    """Emit a standalone PyTorch module (and its .npz sidecar); print the path written."""
+def emit(system, variant, N, k, beta, J, h, seed, couplings, instances, out, name, force,  # noqa: N803
+         more_couplings, **sparse):  # fmt: skip
+    """Emit a standalone PyTorch module (and its .npz sidecar); print the path written.
+    `--couplings a.npz b.npz ...` or `--instances 0-9` (SK seeds) emit one module of all
+    those instances, with a leading instance dimension."""
+    if more_couplings and couplings is None:
+        raise click.UsageError(f"unexpected argument {more_couplings[0]!r}: several couplings "
+                               "files follow --couplings")  # fmt: skip
+    files = (couplings, *more_couplings) if more_couplings else couplings
     request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
-                      couplings=couplings, name=name, **_sparse(**sparse))  # fmt: skip
+                      couplings=files, name=name, instances=instances,
+                      **_sparse(**sparse))  # fmt: skip
     stages = lower(request)
     path = write_module(stages.ir, stages.source, stages.hamiltonian, out, force=force)
     click.echo(str(path))
@@ -337,6 +349,16 @@ def _model_from(module_path: str, *, beta: float | None = None, **options):
     except Exception as error:  # noqa: BLE001 (the module or its sidecar is bad input)
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise ArnnGenError(f"cannot build the model of {module_path}: {reason}") from None
+
+
+def _one_system(model, module_path: str, command: str) -> None:
+    """sample and fit take a module of one system, not one of several instances."""
+    if hasattr(model, "INSTANCES"):
+        raise ArnnGenError(
+            f"{module_path} holds {model.INSTANCES} instances; {command} takes a module of one "
+            "system: emit it without --instances (an instance's trained state is "
+            "RUN/instance_<seed>/model.pt)"
+        )
 
 
 def _run_folder(path: Path, *, resume: bool, force: bool) -> Path:
@@ -423,10 +445,16 @@ def _checked_out(path: str, force: bool) -> Path:
               help="Continue the run in RUN_DIR from its last checkpoint.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace the results in an existing run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel over the G processes torchrun starts: --batch / G samples "
+                   "each; rank 0 writes the run.")  # fmt: skip
 def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps, batch, lr,
           optimizer, damping, lr_min, follow_beta, seed, early_stop, eval_samples, init, device,
-          dtype, use_compile, out, resume_dir, force, quiet):  # fmt: skip
-    """Variational training with beta annealing (REINFORCE, Adam); writes a run folder."""
+          dtype, use_compile, out, resume_dir, force, quiet, distributed):  # fmt: skip
+    """Variational training with beta annealing (REINFORCE, Adam); writes a run folder.
+
+    Data-parallel: torchrun --standalone --nproc-per-node G -m arnn_gen train ... --distributed
+    """
     from arnn_gen.learn.train import TrainConfig
     from arnn_gen.learn.train import train as run_training
 
@@ -454,20 +482,51 @@ def train(module_path, beta, beta_start, beta_step, steps_per_beta, warmup_steps
     else:
         run_dir = Path(out) if out is not None else Path("runs") / Path(module_path).stem
     model = _model_from(module_path, beta=config.betas()[0], init=init)
-    if batch * model.N > MAX_BATCH_SPINS:
-        raise ArnnGenError(f"--batch {batch} of N = {model.N} spins exceeds {MAX_BATCH_SPINS} "
-                           "spins per step")  # fmt: skip
-    _run_folder(run_dir, resume=resume_dir is not None, force=force)
-    result = run_training(model, config, run_dir, resume=resume_dir is not None, progress=not quiet)
+    count = getattr(model, "INSTANCES", 1)  # a module of several instances: K runs at once
+    if batch * model.N * count > MAX_BATCH_SPINS:
+        raise ArnnGenError(f"--batch {batch} of N = {model.N} spins ({count} instances) exceeds "
+                           f"{MAX_BATCH_SPINS} spins per step")  # fmt: skip
+    resume = resume_dir is not None
+    if hasattr(model, "INSTANCES"):
+        if distributed:
+            raise ArnnGenError("a module of several instances trains in one process: "
+                               "leave out --distributed")  # fmt: skip
+        _run_folder(run_dir, resume=resume, force=force)
+        folders = [run_dir / f"instance_{label}" for label in model.INSTANCE_LABELS]
+        for folder in folders if force else ():
+            _run_folder(folder, resume=False, force=True)
+        results = run_training(model, config, run_dir, resume=resume, progress=not quiet)
+        from arnn_gen.learn.plots import save_plots
+
+        for folder, result in zip(folders, results, strict=True):
+            save_plots([folder], folder)
+            click.echo(f"{folder}: beta = {beta}, {_final_line(result.final)}")
+        return
+    if not distributed:
+        _run_folder(run_dir, resume=resume, force=force)
+        result = run_training(model, config, run_dir, resume=resume, progress=not quiet)
+    else:
+        from arnn_gen.learn.distributed import data_parallel
+
+        with data_parallel(config.device) as parallel:
+            parallel.on_writer(lambda: _run_folder(run_dir, resume=resume, force=force))
+            result = run_training(model, config, run_dir, resume=resume, progress=not quiet,
+                                  parallel=parallel)  # fmt: skip
+        if not parallel.is_writer:
+            return  # rank 0 plots and prints
     from arnn_gen.learn.plots import save_plots
 
     save_plots([run_dir], run_dir)
-    final = result.final
+    click.echo(f"{run_dir}: beta = {beta}, {_final_line(result.final)}")
+
+
+def _final_line(final: dict) -> str:
+    """The final estimate of a run in one line."""
     line = f"f = {final['free_energy']:.8f} +- {final['free_energy_sem']:.1e}"
     if final.get("exact_free_energy") is not None:
         exact, error = final["exact_free_energy"], final["relative_error"]
         line += f" (exact {exact:.8f}, relative error {error:.2e})"
-    click.echo(f"{run_dir}: beta = {beta}, {line}, ESS = {final['ess']:.0f}")
+    return f"{line}, ESS = {final['ess']:.0f}"
 
 
 @main.command()
@@ -500,6 +559,7 @@ def fit(module_path, samples_path, epochs, batch, lr, seed, beta, learn_coupling
     model = _model_from(
         module_path, beta=beta, init="random", learn_couplings=learn_couplings or None
     )
+    _one_system(model, module_path, "fit")
     if learn_couplings and not isinstance(getattr(model, "J", None), torch.nn.Parameter):
         raise ArnnGenError(f"{module_path}: this architecture has no learnable first layer")
     if samples.shape[1] != model.N:
@@ -562,6 +622,7 @@ def sample(module_path, checkpoint, count, out, beta, mh_steps, seed, force):
         check_beta(beta)
     target = _checked_out(out, force)
     model = _model_from(module_path, beta=beta)
+    _one_system(model, module_path, "sample")
     check_samples("-n", count, model.N)
     if checkpoint is not None:
         from arnn_gen.learn.train import apply_state, load_state
@@ -650,6 +711,24 @@ def _int_list(option: str, text: str | None) -> list[int] | None:
         raise ArnnGenError(f"{option} takes comma-separated integers, got {text!r}") from None
 
 
+def dask_options(command):
+    """--scheduler, --workers and --threads of sweep and reproduce (Note [Threads of a
+    sweep] in arnn_gen.sweep.runner)."""
+    options = [
+        click.option("--scheduler", type=str, default=None, metavar="ADDRESS",
+                     help="A running Dask scheduler (e.g. tcp://host:8786) instead of a "
+                     "local cluster.") ,
+        click.option("--workers", type=int, default=None,
+                     help="Workers of the local Dask cluster (default: cores, or GPUs).") ,
+        click.option("--threads", type=int, default=None,
+                     help="torch threads per task (default: cores / workers; 1 on a "
+                     "--scheduler cluster).") ,
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("system", type=click.Choice(("cw", "sk")))
 @click.option("--quick", is_flag=True, help="Small sizes, short schedules: a few minutes.")
@@ -680,9 +759,14 @@ def _int_list(option: str, text: str | None) -> list[int] | None:
     is_flag=True,
     help="torch.compile the replica modules (as train --compile): pays on long runs.",
 )
-def reproduce(system, quick, device, out, quiet, sizes, instances, architectures, use_compile):
+@dask_options
+@click.option("--force", is_flag=True, help="Replace runs made with another schedule.")
+def reproduce(system, quick, device, out, quiet, sizes, instances, architectures, use_compile,
+              scheduler, workers, threads, force):  # fmt: skip
     """The paper's comparison for cw or sk (docs/physics.md section 6): runs, plots, summary.
-    --sizes, --instances and --architectures run a part of it (the full protocol in pieces)."""
+    --sizes, --instances and --architectures run a part of it (the full protocol in pieces).
+    A preset of `sweep`: the same --out again skips what has finished; runs here, one after
+    the other, unless --scheduler or --workers send them to Dask."""
     from dataclasses import replace
 
     from arnn_gen.learn.experiments import preset, run_experiment, select
@@ -693,8 +777,64 @@ def reproduce(system, quick, device, out, quiet, sizes, instances, architectures
                         seeds=_int_list("--instances", instances),
                         architectures=None if architectures is None
                         else [a.strip() for a in architectures.split(",")])  # fmt: skip
+    _check_dask_options(workers, threads)
     folder = Path(out) if out is not None else Path("runs") / f"reproduce_{system}"
-    summary = run_experiment(experiment, folder, progress=not quiet)
+    summary = run_experiment(experiment, folder, progress=not quiet and scheduler is None
+                             and workers is None, force=force, scheduler=scheduler,
+                             workers=workers, echo=None if quiet else click.echo)  # fmt: skip
+    click.echo(summary.read_text(), nl=False)
+    click.echo(str(summary))
+
+
+def _check_dask_options(workers, threads) -> None:
+    if workers is not None:
+        check_int("--workers", workers, 1, 4096)
+    if threads is not None:
+        check_int("--threads", threads, 1, 4096)
+
+
+@main.command()
+@click.argument("sweep_path", metavar="SWEEP.toml")
+@click.option("--out", type=str, default=None,
+              help="Output root (default: the file's `out`, else runs/<file name>).")  # fmt: skip
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default=None,
+              help="Override the schedule's device.")  # fmt: skip
+@dask_options
+@click.option("--serial", is_flag=True, help="Run the tasks here, one after the other (no Dask).")
+@click.option("--report", "report_only", is_flag=True,
+              help="Only aggregate the finished runs into the report.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace runs made with another definition.")
+@click.option("--quiet", is_flag=True, help="No line per finished task.")
+def sweep(sweep_path, out, device, scheduler, workers, threads, serial, report_only, force, quiet):
+    """Run a sweep file's trainings on Dask (a local cluster by default), resumably: the same
+    command again skips finished tasks and resumes interrupted ones; then the report
+    (summary.md/.csv/.json, figures/). See docs/sweeps.md."""
+    from dataclasses import replace
+
+    from arnn_gen.sweep import expand, read_sweep, run_sweep, write_report
+    from arnn_gen.sweep.runner import MANIFEST
+
+    _check_dask_options(workers, threads)
+    if serial and (scheduler is not None or workers is not None):
+        raise ArnnGenError("--serial runs here: give it without --scheduler and --workers")
+    plan = read_sweep(sweep_path, device=device)
+    if plan.device == "auto":
+        plan = replace(plan, schedule=replace(plan.schedule, device=_device("auto")))
+    elif plan.device == "cuda":
+        _device("cuda")
+    folder = Path(out or plan.out or Path("runs") / Path(sweep_path).stem)
+    title = f"arnn-gen sweep {plan.name}"
+    if report_only:
+        if not (folder / MANIFEST).is_file():
+            raise ArnnGenError(f"{folder} holds no sweep ({MANIFEST} is missing)")
+        import json
+
+        manifest = json.loads((folder / MANIFEST).read_text())
+        summary = write_report(folder, expand(plan), title=title, manifest=manifest)
+    else:
+        summary = run_sweep(plan, folder, scheduler=scheduler, workers=workers, threads=threads,
+                            serial=serial, force=force, progress=False,
+                            echo=None if quiet else click.echo, title=title)  # fmt: skip
     click.echo(summary.read_text(), nl=False)
     click.echo(str(summary))
 

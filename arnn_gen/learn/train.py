@@ -17,7 +17,8 @@ steps of beta_step with steps_per_beta steps each (warmup_steps more at the firs
 with follow_beta the parameters a model names BETA_SCALED are carried from each beta to
 the next by the factor beta'/beta. Every beta ends with an estimate on eval_samples samples.
 With the same seed and device, a run gives the same numbers, and a run resumed from its
-checkpoint ends in the same state as one that was never interrupted.
+checkpoint ends in the same state as one that was never interrupted. Data-parallel training
+over G processes (torchrun, ``--distributed``) is :mod:`arnn_gen.learn.distributed`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import torch
 from arnn_gen.checks import MAX_BETAS, MAX_SAMPLES, MAX_TRAINING_STEPS
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import write_atomically
+from arnn_gen.learn.distributed import DataParallel, generator_state
 from arnn_gen.learn.natural import NATURAL_DAMPING, NATURAL_LR, SiteNaturalGradient
 from arnn_gen.learn.observables import Estimates, effective_sample_size, estimate, overlap_histogram
 
@@ -339,17 +341,29 @@ def _takes_validate(kind: type) -> bool:
 
 
 def reinforce_loss(
-    model, x: torch.Tensor, beta: float, log_q: torch.Tensor | None = None
+    model,
+    x: torch.Tensor,
+    beta: float,
+    log_q: torch.Tensor | None = None,
+    *,
+    parallel: DataParallel | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(surrogate loss, L) for a batch x ~ Q: grad of the loss is the REINFORCE estimate
     E[(L - mean L) grad log Q] of beta grad F[Q] (docs/physics.md section 5). ``log_q``: log Q(x)
-    with autograd when already known (sample_with_log_prob), else model.log_prob(x)."""
+    with autograd when already known (sample_with_log_prob), else model.log_prob(x).
+
+    With ``parallel`` (x: this rank's b of the B samples), mean L is that of the global batch,
+    the loss is this rank's mean times b / B, so that the ranks' gradients sum to the
+    gradient of all B samples, and L is the global batch's [B], in rank order."""
     unchecked = own_samples(model)
     if log_q is None:
-        log_q = model.log_prob(x, **unchecked)  # [B]
+        log_q = model.log_prob(x, **unchecked)  # [b]
     with torch.no_grad():
-        L = log_q + beta * model.energy(x, **unchecked).to(log_q.dtype)  # [B]
-    return ((L - L.mean()) * log_q).mean(), L
+        L = log_q + beta * model.energy(x, **unchecked).to(log_q.dtype)  # [b]
+    if parallel is None:
+        return ((L - L.mean()) * log_q).mean(), L
+    everyone = parallel.gather(L)  # [B]
+    return ((L - everyone.mean()) * log_q).mean() * (len(L) / len(everyone)), everyone
 
 
 def _check_finite(estimates: Estimates, beta: float) -> None:
@@ -469,19 +483,48 @@ def train(
     progress: bool = True,
     label: str | None = None,
     after_beta: Callable[[int, float], None] | None = None,
+    before_checkpoint: Callable[[int, float], None] | None = None,
+    parallel: DataParallel | None = None,
 ) -> TrainResult:
     """Anneal and train ``model`` variationally; write the run folder when given.
 
     ``after_beta(index, beta)`` is called after each beta's checkpoint (tests interrupt a
-    run there). With ``resume``, the run continues from ``run_dir/checkpoint.pt``.
+    run there), ``before_checkpoint(index, beta)`` before it (a sweep records P(q) there,
+    so that a run resumed from that checkpoint never misses it). With ``resume``, the run
+    continues from ``run_dir/checkpoint.pt``.
+    With ``parallel`` this process is one rank of a data-parallel training
+    (:mod:`arnn_gen.learn.distributed`): it draws its share of every batch and estimate,
+    all ranks return the same result, and only rank 0 writes the run folder and draws the
+    progress bar.
+    A module of several instances (``emit --instances``) is trained by
+    :func:`arnn_gen.learn.instances.train_instances`: a list of one TrainResult per
+    instance, each written to ``run_dir/instance_<label>/``.
     """
-    device = torch.device(config.device)
+    from arnn_gen.learn.instances import is_batched, train_instances
+
+    if is_batched(model):  # K instances: one TrainResult each, RUN/instance_<label>/
+        if parallel is not None or after_beta is not None or before_checkpoint is not None:
+            raise ArnnGenError("a module of several instances trains in one process, "
+                               "without callbacks")  # fmt: skip
+        return train_instances(model, config, run_dir, resume=resume, progress=progress,
+                               label=label)  # fmt: skip
+    if parallel is not None and config.optimizer == "natural":
+        raise ArnnGenError(
+            "the natural gradient does not run data-parallel (its Fisher blocks need the "
+            "whole batch in one process): use --optimizer adam with --distributed"
+        )
+    device = torch.device(config.device) if parallel is None else parallel.device
     model.to(device=device, dtype=getattr(torch, config.dtype))
     if config.compile and hasattr(model, "enable_compile"):
         model.enable_compile()
     run = Path(run_dir) if run_dir is not None else None
+    leader = parallel is None or parallel.is_writer
+    writes = run is not None and leader
     optimizer = _optimizer(model, config)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    if parallel is None:
+        batch, generator = config.batch, torch.Generator(device=device).manual_seed(config.seed)
+    else:
+        batch, generator = parallel.share(config.batch), parallel.generator(config.seed)
     betas = config.betas()
     rows: list[dict] = []
     history: list[dict] = []
@@ -497,9 +540,12 @@ def train(
         apply_state(model, payload["model"], run / "checkpoint.pt")
         if optimizer is not None:
             optimizer.load_state_dict(payload["optimizer"])
-        generator.set_state(payload["generator"])
+        rank, size = (0, 1) if parallel is None else (parallel.rank, parallel.world_size)
+        generator.set_state(generator_state(payload, rank, size, run / "checkpoint.pt"))
         rows, history, start = list(payload["rows"]), list(payload["history"]), payload["done"]
-    if run is not None:
+    if parallel is not None:
+        parallel.broadcast_parameters(model)
+    if writes:
         run.mkdir(parents=True, exist_ok=True)
         meta = {
             "label": label or label_of(model),
@@ -513,7 +559,7 @@ def train(
         write_atomically(run / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
     remaining = sum(config.steps_at(index) for index in range(start, len(betas)))
-    bar = _Progress(remaining if optimizer else 0, progress)
+    bar = _Progress(remaining if optimizer else 0, progress and leader)
     try:
         for index in range(start, len(betas)):
             beta = betas[index]
@@ -523,7 +569,7 @@ def train(
             for step in range(config.steps_at(index) if optimizer else 0):
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr_at(index, step)
-                L = _training_step(model, optimizer, config.batch, beta, generator)
+                L = _training_step(model, optimizer, batch, beta, generator, parallel)
                 mean, spread, ess = _step_figures(L, beta, model.N)
                 history.append(
                     {"beta": beta, "step": step, "free_energy": mean, "free_energy_std": spread}
@@ -531,11 +577,15 @@ def train(
                 bar.update(beta, step, mean, spread, ess)
                 if config.early_stop is not None and spread < config.early_stop:
                     break
-            estimates = estimate(model, beta=beta, samples=config.eval_samples,
-                                 batch_size=config.batch, generator=generator)  # fmt: skip
+            estimates = _estimate(model, beta, config, generator, parallel)
             _check_finite(estimates, beta)
             rows.append(metrics_row(estimates, exact_free_energy(model, beta)))
-            if run is not None:
+            if before_checkpoint is not None:  # what it records belongs to this beta's state
+                before_checkpoint(index, beta)
+            streams = {}
+            if run is not None and parallel is not None:  # every rank's, for rank 0 to save
+                streams = {"generators": parallel.generator_states(generator)}
+            if writes:
                 payload = {
                     "version": _CHECKPOINT_VERSION,
                     "identity": identity,
@@ -544,6 +594,7 @@ def train(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict() if optimizer else {},
                     "generator": generator.get_state(),
+                    **streams,
                     "rows": rows,
                     "history": history,
                 }
@@ -555,21 +606,32 @@ def train(
         bar.close()
 
     model.beta = betas[-1]
-    final_estimates = estimate(
-        model, beta=betas[-1], samples=config.eval_samples, batch_size=config.batch,
-        generator=generator,
-    )  # fmt: skip
+    final_estimates = _estimate(model, betas[-1], config, generator, parallel)
     _check_finite(final_estimates, betas[-1])
     final = metrics_row(final_estimates, exact_free_energy(model, betas[-1]))
     with torch.no_grad():
-        x = model.sample(min(config.eval_samples, 20000), generator=generator)
+        if parallel is None:
+            x = model.sample(min(config.eval_samples, 20000), generator=generator)
+        else:
+            x = parallel.sample(model, min(config.eval_samples, 20000), generator)
     edges, density = overlap_histogram(x)
     final["overlap_edges"] = [float(v) for v in edges]
     final["overlap_density"] = [float(v) for v in density]
-    if run is not None:
+    if writes:
         _save_torch(run / "model.pt", model.state_dict())
         _write_metrics(run, rows, history, final, label or label_of(model), model)
     return TrainResult(tuple(rows), final, run)
+
+
+def _estimate(model, beta: float, config: TrainConfig, generator, parallel) -> Estimates:
+    """The estimate on eval_samples samples, drawn config.batch at a time (data-parallel: by
+    all ranks together, each its share of them, the batch's share at a time)."""
+    if parallel is None:
+        return estimate(model, beta=beta, samples=config.eval_samples,
+                        batch_size=config.batch, generator=generator)  # fmt: skip
+    return parallel.estimate(model, beta=beta, samples=config.eval_samples,
+                             batch_size=config.batch // parallel.world_size,
+                             generator=generator)  # fmt: skip
 
 
 def _optimizer(model, config: TrainConfig):
@@ -584,8 +646,12 @@ def _optimizer(model, config: TrainConfig):
     return torch.optim.Adam(parameters, lr=config.lr)
 
 
-def _training_step(model, optimizer, batch: int, beta: float, generator) -> torch.Tensor:
-    """One step on a fresh batch x ~ Q; returns L = log Q(x) + beta H(x) [B]."""
+def _training_step(
+    model, optimizer, batch: int, beta: float, generator, parallel: DataParallel | None = None
+) -> torch.Tensor:
+    """One step on a fresh batch x ~ Q; returns L = log Q(x) + beta H(x) [B]. Data-parallel:
+    x is this rank's share, the gradients are summed over the ranks (reinforce_loss divides
+    by the global batch) and L is the global batch's."""
     if isinstance(optimizer, SiteNaturalGradient):
         with torch.no_grad():
             x, log_q = sample_with_log_prob(model, batch, generator)
@@ -593,9 +659,11 @@ def _training_step(model, optimizer, batch: int, beta: float, generator) -> torc
         optimizer.step(x, L)
         return L
     x, log_q = sample_with_log_prob(model, batch, generator)
-    loss, L = reinforce_loss(model, x, beta, log_q)
+    loss, L = reinforce_loss(model, x, beta, log_q, parallel=parallel)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if parallel is not None:
+        parallel.sum_gradients(model)
     optimizer.step()
     return L
 
