@@ -781,7 +781,8 @@ def reproduce(system, quick, device, out, quiet, sizes, instances, architectures
     folder = Path(out) if out is not None else Path("runs") / f"reproduce_{system}"
     summary = run_experiment(experiment, folder, progress=not quiet and scheduler is None
                              and workers is None, force=force, scheduler=scheduler,
-                             workers=workers, echo=None if quiet else click.echo)  # fmt: skip
+                             workers=workers, threads=threads,
+                             echo=None if quiet else click.echo)  # fmt: skip
     click.echo(summary.read_text(), nl=False)
     click.echo(str(summary))
 
@@ -827,9 +828,9 @@ def sweep(sweep_path, out, device, scheduler, workers, threads, serial, report_o
     if report_only:
         if not (folder / MANIFEST).is_file():
             raise ArnnGenError(f"{folder} holds no sweep ({MANIFEST} is missing)")
-        import json
+        from arnn_gen.sweep.runner import Manifest
 
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = Manifest(folder, plan).document  # its recorded tasks, checked as it reads
         summary = write_report(folder, expand(plan), title=title, manifest=manifest)
     else:
         summary = run_sweep(plan, folder, scheduler=scheduler, workers=workers, threads=threads,

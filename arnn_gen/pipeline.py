@@ -374,6 +374,9 @@ def resolve(
         if not files:
             raise ArnnGenError("--couplings needs a file")
         if len(files) > 1:
+            if instances is not None or seed != 0:
+                raise ArnnGenError("several --couplings files are the instances: give neither "
+                                   "--instances nor --seed with them")  # fmt: skip
             request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
                               couplings=files[0], name=name, dtype=dtype, symbolic=symbolic,
                               format=format, order=order, L=L, W=W)  # fmt: skip

@@ -327,8 +327,9 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
     VARIANT = "krsb"
     N = 20
     EMISSION_BETA = 1.0
-    K = 1
-    #: The number of instances, and their labels (the SK seeds, or the couplings files).
+    K = 1  # the RSB depth k (the instances are INSTANCES)
+    #: The number of instances, and their labels (the SK seeds, or the couplings files'
+    #: indices in the order given).
     INSTANCES = 10
     INSTANCE_LABELS = (
         "0",
@@ -401,7 +402,8 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
     @torch.no_grad()
     def reset_parameters(self, init="paramagnetic"):
         """init="paramagnetic": each instance's q = 0 solution (docs/physics.md section 4),
-        the start of the single-instance module; init="random": normal with std 1/N."""
+        the start of the single-instance module; init="random": normal with std 1/N, drawn
+        for all instances at once (not the numbers a single module draws)."""
         if init == "random":
             for parameter in self.parameters():
                 parameter.normal_(0.0, 1.0 / self.N)
@@ -438,12 +440,13 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
     @torch.no_grad()
     def load_instance_state_dict(self, index, state):
         """Set instance ``index`` from the state of a single-instance module (or of
-        instance_state_dict): its parameters; its J and h must be this instance's."""
-        for name, tensor in self.named_parameters():
-            tensor[index].copy_(state[name])
+        instance_state_dict): its parameters; its J and h must be this instance's (checked
+        first: a refused state changes nothing)."""
         for name in ("J", "h"):
             if not torch.equal(getattr(self, name)[index], state[name].to(self.J)):
                 raise ValueError(f"the state's {name} is not instance {index}'s")
+        for name, tensor in self.named_parameters():
+            tensor[index].copy_(state[name])
 
     def system_arrays(self):
         """(J [K, N, N], h [K, N]) of the instances in float64 on the CPU, as given or read

@@ -251,3 +251,26 @@ def test_baselines_of_several_instances_train_as_their_single_runs(name, tmp_pat
         state = torch.load(tmp_path / "batched" / f"instance_{seed}" / "model.pt")
         for key, value in alone.state_dict().items():
             torch.testing.assert_close(state[key], value, rtol=1e-8, atol=1e-10)
+
+
+def test_resuming_with_another_module_is_refused_before_anything_changes(modules, tmp_path):
+    batched, _ = modules
+    config = TrainConfig(beta=0.6, beta_start=0.6, steps_per_beta=2, batch=16, lr=1e-2,
+                         eval_samples=32, dtype="float64")  # fmt: skip
+    train_instances(batched.Model(beta=0.6), config, tmp_path / "run", progress=False)
+    other = emit(tmp_path / "other", variant="rs", instances="0-2").Model(beta=0.6)
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ArnnGenError, match="another module"):
+        train_instances(other, config, tmp_path / "run", resume=True, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+    with pytest.raises(ArnnGenError, match="--compile"):
+        train_instances(batched.Model(), TrainConfig(beta=1.0, compile=True), progress=False)
+
+
+def test_several_files_take_no_seeds(tmp_path):
+    files = []
+    for seed in (0, 1):
+        files.append(tmp_path / f"c{seed}.npz")
+        systems.sherrington_kirkpatrick(5, seed=seed).save(files[-1])
+    with pytest.raises(ArnnGenError, match="neither --instances nor --seed"):
+        lower("general", couplings=[str(f) for f in files], seed=3)

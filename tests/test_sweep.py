@@ -359,3 +359,32 @@ architectures = ["SK_RS"]
     signature = tasks[0].signature()
     sherrington_kirkpatrick(5, seed=9).save(tmp_path / "data" / "sk3.npz")  # another system
     assert expand(read_sweep(tmp_path / "sweep.toml"))[0].signature() != signature
+
+
+def test_several_lattice_instances_keep_their_side(tmp_path):
+    text = (
+        SCHEDULE
+        + """
+[[systems]]
+system = "ea2d"
+L = [4]
+instances = "0-2"
+architectures = ["1L"]
+"""
+    )
+    tasks = expand(read_sweep(write(tmp_path, text)))
+    assert [t.group for t in tasks] == ["ea2d_4x4_s0", "ea2d_4x4_s1", "ea2d_4x4_s2"]
+    assert {t.N for t in tasks} == {16}
+
+
+def test_a_sweep_whose_tasks_all_fail_says_why(tmp_path, monkeypatch):
+    import arnn_gen.sweep.runner as runner
+
+    def broken(task, out, **options):
+        raise ArnnGenError(f"{task.id}: broken on purpose")
+
+    monkeypatch.setattr(runner, "run_task", broken)
+    with pytest.raises(ArnnGenError, match="4 of 4 tasks failed \\(none finished\\).*broken"):
+        run_sweep(read_sweep(write(tmp_path, SMALL)), tmp_path / "out", serial=True)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert {e["state"] for e in manifest["tasks"].values()} == {"failed"}

@@ -183,7 +183,7 @@ class ArchitectureIR:
     #: sha256 of the order itself (pipeline.order_signature): the sidecar's must match it.
     order_signature: str = ""
     #: The labels of the instances of a batched module (the SK seeds, or the couplings
-    #: files' indices and names), in order; () for a module of one system.
+    #: files' indices), in order; () for a module of one system.
     instances: tuple[str, ...] = ()
     #: The instances' own Hamiltonian signatures, in the same order (what a module of one
     #: of them alone declares: its run folder is checked against it).

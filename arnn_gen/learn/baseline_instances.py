@@ -7,7 +7,8 @@ instances of the single baseline's own forward pass): it has the interface of an
 module of several instances (``INSTANCES``, ``sample`` -> ``[K, B, N]``, ``log_prob`` ->
 ``[K, B]``, ``instance_state_dict``), so that :func:`arnn_gen.learn.instances.train_instances`
 trains it. Instance k starts as ``make_baseline(name, system_k)`` after
-``torch.manual_seed(seeds[k])`` (the start a single run of it draws) and draws its samples
+``torch.manual_seed(seeds[k])`` (by default its label when the labels are SK seeds, else k:
+the start a single run of it draws, as a sweep seeds it) and draws its samples
 from the k-th of K generators in the order the single baseline draws them.
 """
 
@@ -36,7 +37,11 @@ class InstanceBaselines(torch.nn.Module):
         super().__init__()
         if not isinstance(stack, InstanceStack):
             raise ArnnGenError("InstanceBaselines needs an InstanceStack of systems")
-        seeds = list(range(stack.count)) if seeds is None else list(seeds)
+        if seeds is None:  # the SK seeds of the labels, else the instances' indices
+            labels = stack.labels
+            numeric = all(label.isdigit() for label in labels)
+            seeds = [int(label) for label in labels] if numeric else list(range(stack.count))
+        seeds = list(seeds)
         if len(seeds) != stack.count:
             raise ArnnGenError(f"expected {stack.count} seeds, got {len(seeds)}")
         members = []

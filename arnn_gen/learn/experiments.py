@@ -120,6 +120,7 @@ def run_experiment(
     force: bool = False,
     scheduler: str | None = None,
     workers: int | None = None,
+    threads: int | None = None,
     echo=None,
 ) -> Path:
     """Train every architecture on every instance (the sweep of :func:`sweep_of`, in this
@@ -130,7 +131,8 @@ def run_experiment(
 
     serial = scheduler is None and workers is None
     return run_sweep(
-        sweep_of(experiment), out_dir, scheduler=scheduler, workers=workers, serial=serial,
+        sweep_of(experiment), out_dir, scheduler=scheduler, workers=workers, threads=threads,
+        serial=serial,
         force=force, progress=progress, echo=echo,
         title=f"arnn-gen reproduce {experiment.system} ({experiment.mode})",
         extra={"mode": experiment.mode},

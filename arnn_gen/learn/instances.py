@@ -128,6 +128,26 @@ def _merge_optimizer_states(optimizer, states: list[dict]) -> None:
     optimizer.load_state_dict({"state": merged, "param_groups": states[0]["param_groups"]})
 
 
+def _save_together(checkpoints) -> None:
+    """Write the instances' checkpoints as one unit: all staged (synced temporaries), then
+    renamed together (arnn_gen.files.replace_together), so that an interruption leaves
+    every instance at the same beta."""
+    import contextlib
+    import io
+
+    from arnn_gen.files import replace_together, stage
+
+    with contextlib.ExitStack() as stack:
+        staged = []
+        for path, payload in checkpoints:
+            handle, temporary = stack.enter_context(stage(path))
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)
+            handle.write(buffer.getvalue())
+            staged.append((temporary, path))
+    replace_together(staged)
+
+
 def train_instances(
     model,
     config: TrainConfig,
@@ -145,6 +165,8 @@ def train_instances(
                            "of a batched module without it")  # fmt: skip
     if config.optimizer != "adam":
         raise ArnnGenError("a module of several instances trains with Adam (--optimizer adam)")
+    if config.compile:
+        raise ArnnGenError("a module of several instances runs eagerly: leave out --compile")
     device = torch.device(config.device)
     model.to(device=device, dtype=getattr(torch, config.dtype))
     count, labels = model.INSTANCES, model.INSTANCE_LABELS
@@ -164,12 +186,13 @@ def train_instances(
         if run is None:
             raise ArnnGenError("resume needs the run folder")
         payloads = [load_checkpoint(folder / "checkpoint.pt") for folder in folders]
-        for k, payload in enumerate(payloads):
-            if (
-                payload.get("identity", {}).get("hamiltonian_signature")
-                != identities[k]["hamiltonian_signature"]
-            ):
-                raise ArnnGenError(f"{folders[k]} was made for another system; cannot resume it")
+        for k, payload in enumerate(payloads):  # all checked before anything is loaded
+            recorded = payload.get("identity")
+            recorded = recorded if isinstance(recorded, dict) else {}
+            for key in ("architecture", "N", "hamiltonian_signature", "batched_ir_signature"):
+                if recorded.get(key) != identities[k][key]:
+                    raise ArnnGenError(f"{folders[k]} was made with another module ({key} "
+                                       "differs); use the module that made it")  # fmt: skip
             if payload["config"] != config.to_dict():
                 raise ArnnGenError(f"{folders[k]} was made with another configuration")
         if len({payload["done"] for payload in payloads}) != 1:
@@ -218,6 +241,7 @@ def train_instances(
                 _check_finite(estimates[k], beta)
                 rows[k].append(metrics_row(estimates[k], _exact_free_energy(model, k, beta)))
             if run is not None:
+                checkpoints = []
                 for k, folder in enumerate(folders):
                     payload = {
                         "version": _CHECKPOINT_VERSION,
@@ -231,7 +255,9 @@ def train_instances(
                         "history": history[k],
                         "parameter_names": names,
                     }
-                    _save_torch(folder / "checkpoint.pt", payload)
+                    checkpoints.append((folder / "checkpoint.pt", payload))
+                _save_together(checkpoints)  # every instance at the same beta, or none
+                for k, folder in enumerate(folders):
                     _write_metrics(folder, rows[k], history[k], None, title, model)
     finally:
         bar.close()

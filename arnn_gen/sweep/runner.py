@@ -174,14 +174,20 @@ def run_sweep(
     elif todo:
         _run_on_dask(todo, out, scheduler, workers, threads, sweep.schedule.device, started,
                      finished)  # fmt: skip
-    summary = write_report(out, tasks, title=title or f"arnn-gen sweep {sweep.name}",
-                           manifest=manifest.document, extra=extra)  # fmt: skip
+    finished = [task for task in tasks if manifest.entry(task).get("state") == "done"]
+    summary = None
+    if finished:  # the report of what finished, failures or not
+        summary = write_report(out, tasks, title=title or f"arnn-gen sweep {sweep.name}",
+                               manifest=manifest.document, extra=extra)  # fmt: skip
     if failures:
         first_id, first_error = failures[0]
+        covered = "the report covers the others" if finished else "none finished"
         raise ArnnGenError(
-            f"{len(failures)} of {len(tasks)} tasks failed (the report covers the others); "
-            f"first: {first_id}: {first_error}; run the same command again to retry them"
+            f"{len(failures)} of {len(tasks)} tasks failed ({covered}); first: {first_id}: "
+            f"{first_error}; run the same command again to retry them"
         )
+    if summary is None:  # pragma: no cover (no task and no failure: expand gives >= 1)
+        raise ArnnGenError(f"no task of this sweep has finished in {out}")
     return summary
 
 

@@ -181,9 +181,13 @@ class SweepTask:
         }
 
     def signature(self) -> str:
-        """sha256 of what the task computes (system, instance, architecture, schedule):
-        the manifest refuses to mix results of another definition under the same id."""
+        """sha256 of what the task computes (system, instance, architecture, schedule but
+        not its device): the manifest refuses to mix results of another definition under
+        the same id."""
         document = self.to_dict()
+        # where it runs is not what it computes: a sweep resumed or reported on a machine
+        # of another kind (device "auto") finds its tasks
+        document["config"].pop("device")
         if self.couplings is not None:  # the file's bytes, not only its name
             document["couplings"] = hashlib.sha256(Path(self.couplings).read_bytes()).hexdigest()
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -291,14 +295,19 @@ def _schedule(table, device: str | None) -> tuple[TrainConfig, str]:
     if chosen not in ("auto", "cpu", "cuda"):
         raise ArnnGenError(f"[schedule]: device must be auto, cpu or cuda, got {chosen!r}")
     options["device"] = "cpu" if chosen == "auto" else chosen  # resolved when the sweep runs
+    for key, value in options.items():
+        if key != "device" and not isinstance(value, int | float | str | bool):
+            raise ArnnGenError(f"[schedule]: {key} must be a number, a string or a boolean")
+    if isinstance(options["beta"], bool) or not isinstance(options["beta"], int | float):
+        raise ArnnGenError(f"[schedule]: beta must be a number, got {options['beta']!r}")
     options["beta_start"] = options.get("beta_start", min(0.1, options["beta"]))
     for key, value in options.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ArnnGenError(f"[schedule]: {key} must be finite")
     try:
         return TrainConfig(**options), chosen
-    except TypeError as error:  # a value of the wrong kind
-        raise ArnnGenError(f"[schedule]: {error}") from None
+    except (TypeError, ValueError) as error:  # a value of the wrong kind
+        raise ArnnGenError(f"[schedule]: {' '.join(str(error).split())}") from None
 
 
 def _entry(table, index: int, base: Path) -> SystemEntry:
@@ -372,12 +381,12 @@ def expand(sweep: Sweep) -> tuple[SweepTask, ...]:
                 )  # fmt: skip
                 request = _resolve(resolve, task, entry)
                 # a couplings file's size is read from it
-                size = request.N or _file_size(couplings, dict(entry.options))
+                spins = request.N or _file_size(couplings, dict(entry.options))
                 for architecture in entry.architectures:
                     if architecture in EMITTED:  # the variant must apply to the system
                         variant, k = EMITTED[architecture]
                         _resolve(resolve, task, entry, variant=variant, k=k or 0)
-                    done = replace(task, architecture=architecture, N=size)
+                    done = replace(task, architecture=architecture, N=spins)
                     if done.id in seen:
                         raise ArnnGenError(f"the sweep holds the task {done.id} twice")
                     seen.add(done.id)

@@ -80,15 +80,15 @@ def read_result(task: SweepTask, out) -> dict | None:
     try:
         metrics = json.loads((run / "metrics.json").read_text())
         recorded = json.loads((run / "task.json").read_text())
+        overlap = {}
+        if (run / "overlap.json").is_file():
+            overlap = json.loads((run / "overlap.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(metrics, dict) or not metrics.get("final"):
+    if not all(isinstance(d, dict) for d in (metrics, recorded, overlap)):
         return None
-    if recorded.get("signature") != task.signature():
+    if not metrics.get("final") or recorded.get("signature") != task.signature():
         return None
-    overlap = {}
-    if (run / "overlap.json").is_file():
-        overlap = json.loads((run / "overlap.json").read_text())
     final = {k: v for k, v in metrics["final"].items() if not k.startswith("overlap")}
     return {**task.to_dict(), "rows": metrics["rows"], "final": final, "overlap": overlap}
 

@@ -2,7 +2,7 @@
 
 :class:`InstanceStack` holds K dense systems of the same N and kind (the SK instances of
 several seeds, or several couplings files), each with its label (the seed, or the file's
-index and stem); a batched module trains them as one network with a leading instance
+index); a batched module trains them as one network with a leading instance
 dimension (docs/design.md, "Many instances in one module").
 """
 
