@@ -717,12 +717,12 @@ def dask_options(command):
     options = [
         click.option("--scheduler", type=str, default=None, metavar="ADDRESS",
                      help="A running Dask scheduler (e.g. tcp://host:8786) instead of a "
-                     "local cluster.") ,
+                     "local cluster."),
         click.option("--workers", type=int, default=None,
-                     help="Workers of the local Dask cluster (default: cores, or GPUs).") ,
+                     help="Workers of the local Dask cluster (default: cores, or GPUs)."),
         click.option("--threads", type=int, default=None,
                      help="torch threads per task (default: cores / workers; 1 on a "
-                     "--scheduler cluster).") ,
+                     "--scheduler cluster)."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)

@@ -41,6 +41,7 @@ from arnn_gen.learn.train import (
     label_of,
     load_checkpoint,
     metrics_row,
+    reference_free_energy,
 )
 
 __all__ = ["is_batched", "instance_folder", "instance_identity", "train_instances"]
@@ -71,23 +72,13 @@ def instance_identity(model, index: int) -> dict:
     }
 
 
-def _instance_hamiltonian(model, index: int):
+def _instance_hamiltonians(model) -> list:
+    """Each instance's system, from the float64 arrays the model was built with."""
     from arnn_gen import systems
 
     couplings, fields = model.system_arrays()
-    return systems.from_couplings(couplings[index].numpy(), fields[index].numpy())
-
-
-def _exact_free_energy(model, index: int, beta: float) -> float | None:
-    """The exact f of instance ``index`` (arnn_gen.learn.train.exact_free_energy's rule)."""
-    from arnn_gen.exact import reference_log_z
-    from arnn_gen.learn.train import MAX_REFERENCE_N
-
-    if model.N > MAX_REFERENCE_N:
-        return None
-    hamiltonian = _instance_hamiltonian(model, index)
-    log_z = reference_log_z(hamiltonian, beta)
-    return None if log_z is None else -log_z / (beta * hamiltonian.N)
+    pairs = zip(couplings, fields, strict=True)
+    return [systems.from_couplings(J.numpy(), h.numpy()) for J, h in pairs]
 
 
 @torch.no_grad()
@@ -176,6 +167,7 @@ def train_instances(
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
     generators = [torch.Generator(device=device).manual_seed(config.seed) for _ in range(count)]
     identities = [instance_identity(model, k) for k in range(count)]
+    hamiltonians = _instance_hamiltonians(model)  # the exact references' systems
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     betas = config.betas()
     rows: list[list[dict]] = [[] for _ in range(count)]
@@ -239,7 +231,8 @@ def train_instances(
             estimates = _estimates(model, beta, config, generators)
             for k in range(count):
                 _check_finite(estimates[k], beta)
-                rows[k].append(metrics_row(estimates[k], _exact_free_energy(model, k, beta)))
+                exact = reference_free_energy(hamiltonians[k], beta)
+                rows[k].append(metrics_row(estimates[k], exact))
             if run is not None:
                 checkpoints = []
                 for k, folder in enumerate(folders):
@@ -269,7 +262,7 @@ def train_instances(
     results = []
     for k in range(count):
         _check_finite(finals[k], betas[-1])
-        final = metrics_row(finals[k], _exact_free_energy(model, k, betas[-1]))
+        final = metrics_row(finals[k], reference_free_energy(hamiltonians[k], betas[-1]))
         edges, density = overlap_histogram(x[k])
         final["overlap_edges"] = [float(v) for v in np.asarray(edges)]
         final["overlap_density"] = [float(v) for v in np.asarray(density)]

@@ -51,6 +51,7 @@ __all__ = [
     "TrainResult",
     "beta_schedule",
     "exact_free_energy",
+    "reference_free_energy",
     "follow_beta",
     "hamiltonian_of",
     "identity_of",
@@ -289,9 +290,13 @@ def exact_free_energy(model, beta: float) -> float | None:
     """Exact f per spin when it is known cheaply (``arnn_gen.exact.reference_log_z``): the
     CW formula (any N), enumeration (N <= 20), frontier elimination of elimination width at
     most MAX_REFERENCE_WIDTH, Kaufman's formula for the periodic 2D Ising ferromagnet."""
+    return reference_free_energy(hamiltonian_of(model), beta)
+
+
+def reference_free_energy(hamiltonian, beta: float) -> float | None:
+    """:func:`exact_free_energy` of a system rather than of a model."""
     from arnn_gen.exact import reference_log_z
 
-    hamiltonian = hamiltonian_of(model)
     dense = not hasattr(hamiltonian, "edges")
     if dense and hamiltonian.kind != "cw" and hamiltonian.N > MAX_REFERENCE_N:
         return None  # a dense system beyond enumeration at every beta

@@ -174,10 +174,14 @@ def write_report(out, tasks: Sequence[SweepTask], *, title: str,
     from arnn_gen.learn.plots import save_plots
 
     out = Path(out)
-    results, missing = [], []
+    results, missing, groups = [], [], {}
     for task in tasks:
         result = read_result(task, out)
-        (missing.append(task.id) if result is None else results.append(result))
+        if result is None:
+            missing.append(task.id)
+        else:
+            results.append(result)
+            groups.setdefault(task.group, []).append(run_folder(task, out))
     if not results:
         raise ArnnGenError(f"no task of this sweep has finished in {out}; nothing to report")
     config = tasks[0].config.to_dict()
@@ -200,10 +204,6 @@ def write_report(out, tasks: Sequence[SweepTask], *, title: str,
     write_atomically(out / "summary.csv", _csv(rows))
     write_atomically(out / "summary.md", markdown(summary).encode())
     _figures(out, rows, results)
-    groups: dict = {}
-    for task in tasks:
-        if read_result(task, out) is not None:
-            groups.setdefault(task.group, []).append(run_folder(task, out))
     for group, runs in groups.items():
         save_plots(runs, out / group / "plots")
     return out / "summary.md"
