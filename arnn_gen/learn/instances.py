@@ -73,9 +73,14 @@ def instance_identity(model, index: int) -> dict:
 
 
 def _instance_hamiltonians(model) -> list:
-    """Each instance's system, from the float64 arrays the model was built with."""
+    """Each instance's system: a Curie-Weiss system from the numbers J and h the model was
+    built with (CW_inf of several instances: ``system_scalars``), else a dense system from
+    its float64 arrays."""
     from arnn_gen import systems
 
+    if hasattr(model, "system_scalars"):
+        return [systems.CurieWeiss(model.N, J, h) for J, h in zip(*model.system_scalars(),
+                                                                    strict=True)]  # fmt: skip
     couplings, fields = model.system_arrays()
     pairs = zip(couplings, fields, strict=True)
     return [systems.from_couplings(J.numpy(), h.numpy()) for J, h in pairs]
