@@ -110,6 +110,22 @@ def _check_seed(seed: int, option: str = "--seed") -> int:
     return check_int(option, seed, 0, 2**64 - 1)
 
 
+class _Numbers(click.ParamType):
+    """A number, or several separated by commas (a tuple): emit's --J and --h, whose
+    several values make one module of several Curie-Weiss systems."""
+
+    name = "X[,X...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float | int | tuple):
+            return value
+        try:
+            numbers = tuple(float(item) for item in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a number or numbers separated by commas", param, ctx)
+        return numbers[0] if len(numbers) == 1 else numbers
+
+
 system_option = click.option(
     "--system",
     required=True,
@@ -287,8 +303,10 @@ def exact(system, N, beta, J, h, seed, couplings, as_json, **sparse):  # noqa: N
 @click.option("-N", "N", type=int, default=None, help="Spins (default 100; 20 for H2ARNN).")
 @click.option("-k", "k", type=int, default=1, show_default=True, help="RSB depth of krsb.")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Emission beta.")
-@click.option("--J", "J", type=float, default=1.0, show_default=True, help="Coupling scale.")
-@click.option("--h", "h", type=float, default=0.0, show_default=True, help="Uniform field.")
+@click.option("--J", "J", type=_Numbers(), default=1.0, show_default=True,
+              help="Coupling scale (cw: a,b,...: one module of those systems).")  # fmt: skip
+@click.option("--h", "h", type=_Numbers(), default=0.0, show_default=True,
+              help="Uniform field (cw: a,b,...: one module of those systems).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="SK instance seed.")
 @click.option("--couplings", type=str, default=None,
               help="Couplings file (system general); several: one module of all.")  # fmt: skip

@@ -260,9 +260,12 @@ class Request:
     #: first of which is ``couplings``); () for a module of one system.
     instances: tuple[int, ...] = ()
     instance_files: tuple[str, ...] = ()
+    #: Curie-Weiss systems of one module: each instance's (J, h), the first of which are J
+    #: and h.
+    instance_scalars: tuple[tuple[float, float], ...] = ()
 
     def is_batched(self) -> bool:
-        return bool(self.instances or self.instance_files)
+        return bool(self.instances or self.instance_files or self.instance_scalars)
 
     def size_limit(self) -> int:
         """The most spins this architecture can take (checked before J is built)."""
@@ -309,10 +312,15 @@ class Request:
             parts.append(f"--degree {self.degree}")
         if self.system in ("ea2d", "ea3d", "rrg"):
             parts.append(f"--disorder {self.disorder}")
-        if self.system in ("cw", "sk", "ising2d"):
-            parts.append(f"--J {_format_number(self.J)}")
-        if self.couplings is None:
-            parts.append(f"--h {_format_number(self.h)}")
+        if self.instance_scalars:
+            for option, column in (("--J", 0), ("--h", 1)):
+                numbers = ",".join(_format_number(pair[column]) for pair in self.instance_scalars)
+                parts.append(f"{option} {numbers}")
+        else:
+            if self.system in ("cw", "sk", "ising2d"):
+                parts.append(f"--J {_format_number(self.J)}")
+            if self.couplings is None:
+                parts.append(f"--h {_format_number(self.h)}")
         if self.instances:
             parts.append(f"--instances {instances_text(self.instances)}")
         elif self.system in ("sk", "ea2d", "ea3d", "rrg"):
@@ -367,8 +375,17 @@ def resolve(
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 
     ``instances`` (SK seeds: "A-B", "a,b,c" or integers) or several ``couplings`` files (a
-    sequence) ask for one batched module of those instances (variants rs and krsb).
+    sequence) ask for one batched module of those instances (variants rs and krsb); for
+    Curie-Weiss, a sequence of values of ``J`` or ``h`` (the other one value, or as many)
+    asks for one module of those systems (variants inf, rs and krsb).
+
+    >>> resolve("cw", variant="inf", N=100, h=(0.0, 0.1)).instance_scalars
+    ((1.0, 0.0), (1.0, 0.1))
     """
+    if _several(J) or _several(h):
+        return _curie_weiss_instances(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h,
+                                      seed=seed, couplings=couplings, name=name, dtype=dtype,
+                                      symbolic=symbolic, instances=instances)  # fmt: skip
     if couplings is not None and not isinstance(couplings, str):
         files = tuple(str(file) for file in couplings)
         if not files:
@@ -440,6 +457,43 @@ def resolve(
     return replace(request, N=size)
 
 
+def _several(value) -> bool:
+    """Whether an option's value is a sequence of numbers (one module of several systems)."""
+    return isinstance(value, tuple | list)
+
+
+def _curie_weiss_instances(system, *, J, h, seed, couplings, instances, **options) -> Request:  # noqa: N803
+    """The request of one module of several Curie-Weiss systems: J and h each one number or
+    K of them (checked before anything is built)."""
+    from arnn_gen.systems.instances import MAX_INSTANCES
+
+    if system != "cw":
+        raise ArnnGenError(f"several values of --J or --h make one module of several "
+                           f"Curie-Weiss systems (--system cw), not {system}")  # fmt: skip
+    if instances is not None or couplings is not None or seed != 0:
+        raise ArnnGenError("several values of --J or --h are the instances: give neither "
+                           "--instances, --couplings nor --seed with them")  # fmt: skip
+    columns = {}
+    for option, value in (("--J", J), ("--h", h)):
+        numbers = tuple(value) if _several(value) else (value,)
+        if not numbers or len(numbers) > MAX_INSTANCES:
+            raise ArnnGenError(f"{option} takes 1 to {MAX_INSTANCES} numbers, got {len(numbers)}")
+        columns[option] = tuple(check_real(option, number) for number in numbers)
+    count = max(len(numbers) for numbers in columns.values())
+    for option, numbers in columns.items():
+        if len(numbers) not in (1, count):
+            raise ArnnGenError(f"{option} gives {len(numbers)} numbers for {count} instances: "
+                               "give one for all, or one per instance")  # fmt: skip
+        columns[option] = numbers * count if len(numbers) == 1 else numbers
+    pairs = tuple(zip(columns["--J"], columns["--h"], strict=True))
+    request = resolve(system, J=pairs[0][0], h=pairs[0][1], **options)
+    if request.variant == "exact":
+        raise ArnnGenError("a module of several Curie-Weiss systems takes the variants inf, rs "
+                           "and krsb (CW_inf, SK_RS, SK_kRSB), not exact")  # fmt: skip
+    _check_batched(request, count)
+    return replace(request, instance_scalars=pairs)
+
+
 def instances_text(seeds) -> str:
     """Seeds as ``--instances`` takes them: "A-B" for a run of consecutive seeds, else
     comma-separated."""
@@ -493,9 +547,11 @@ def parse_instances(text) -> tuple[int, ...]:
 def _check_batched(request: Request, count: int) -> None:
     """A batched module holds the replica forms of dense systems: K [N, N] couplings and K
     times the parameters, bounded before anything is built."""
-    if request.variant not in ("rs", "krsb"):
+    variants = ("rs", "krsb", "inf") if request.system == "cw" else ("rs", "krsb")
+    if request.variant not in variants:
         raise ArnnGenError(f"a module of several instances takes the variants rs and krsb "
-                           f"(SK_RS, SK_kRSB), not {request.variant}")  # fmt: skip
+                           f"(SK_RS, SK_kRSB) and, for Curie-Weiss, inf (CW_inf); not "
+                           f"{request.variant}")  # fmt: skip
     if request.N is not None and count * request.N**2 > MAX_DENSE_N**2:
         raise ArnnGenError(f"{count} instances of N = {request.N} exceed {MAX_DENSE_N**2} "
                            "couplings in all; emit fewer instances per module")  # fmt: skip
@@ -505,6 +561,11 @@ def _instance_stack(request: Request):
     """The systems of a batched request, checked against one another."""
     from arnn_gen.systems.instances import InstanceStack
 
+    if request.instance_scalars:  # Curie-Weiss: CW_inf embeds the numbers, the others read J
+        members = [systems.CurieWeiss(request.N, J, h) for J, h in request.instance_scalars]
+        if request.variant != "inf":
+            members = [member.dense() for member in members]
+        return InstanceStack.of(members, range(len(members)))
     if request.instances:
         members = [systems.sherrington_kirkpatrick(request.N, J=request.J, h=request.h, seed=seed)
                    for seed in request.instances]  # fmt: skip

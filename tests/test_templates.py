@@ -44,6 +44,8 @@ PHYSICS_TEMPLATES = (
     "h2arnn.py.j2",
     "cw_exact.py.j2",
     "cw_inf.py.j2",
+    "cw_inf_instances.py.j2",
+    "cw_magnetization.py.j2",
     "count_sampling.py.j2",
     "replica.py.j2",
     "replica_layers.py.j2",
@@ -99,6 +101,7 @@ CASES = (
     ("rrg", {"variant": "krsb", "k": 2, "N": 8, "seed": 0}),
     ("ea2d", {"variant": "exact", "L": 3, "W": 3, "seed": 0}),
     ("sk", {"variant": "krsb", "k": 2, "N": 6, "instances": "0-2"}),
+    ("cw", {"variant": "inf", "N": 6, "J": (1.0, 0.5), "h": (0.0, 0.1)}),
 )
 
 

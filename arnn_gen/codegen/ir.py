@@ -188,6 +188,9 @@ class ArchitectureIR:
     #: The instances' own Hamiltonian signatures, in the same order (what a module of one
     #: of them alone declares: its run folder is checked against it).
     instance_signatures: tuple[str, ...] = ()
+    #: The numbers of each instance of a module that embeds them (Curie-Weiss: J and h), as
+    #: (name, value) pairs, in the same order; () where a sidecar holds the instances.
+    instance_scalars: tuple[tuple[tuple[str, float], ...], ...] = ()
     version: str = __version__
     notes: tuple[str, ...] = field(default=())
 
@@ -219,6 +222,7 @@ class ArchitectureIR:
             "notes",
             "instances",
             "instance_signatures",
+            "instance_scalars",
         ):
             if not isinstance(getattr(self, group), tuple):
                 raise ArnnGenError(f"{group} must be a tuple")
@@ -238,6 +242,8 @@ class ArchitectureIR:
             raise ArnnGenError(f"instances must be distinct strings, got {labels!r}")
         if len(self.instance_signatures) != len(labels):
             raise ArnnGenError("instance_signatures must name one signature per instance")
+        if self.instance_scalars and len(self.instance_scalars) != len(labels):
+            raise ArnnGenError("instance_scalars must give the numbers of every instance")
 
     def formula(self, name: str) -> sp.Expr:
         return dict(self.formulas)[name]
@@ -266,8 +272,10 @@ class ArchitectureIR:
                 value = [
                     [printed, name, [_srepr(s) for s in over]] for printed, name, over in value
                 ]
-            elif f.name in ("instances", "instance_signatures") and not value:
+            elif f.name in ("instances", "instance_signatures", "instance_scalars") and not value:
                 continue  # a module of one system: its canonical form has no such key
+            elif f.name == "instance_scalars":
+                value = [[[name, number] for name, number in pairs] for pairs in value]
             elif isinstance(value, tuple):
                 value = list(value)
             data[f.name] = value
@@ -292,6 +300,10 @@ class ArchitectureIR:
             values[name] = tuple(values[name])
         values["instances"] = tuple(values.get("instances", ()))
         values["instance_signatures"] = tuple(values.get("instance_signatures", ()))
+        values["instance_scalars"] = tuple(
+            tuple((name, number) for name, number in pairs)
+            for pairs in values.get("instance_scalars", ())
+        )
         return cls(**values)
 
     def signature(self) -> str:

@@ -1,9 +1,9 @@
 """A stack of disorder instances of one size, for the batched modules (``emit --instances``).
 
-:class:`InstanceStack` holds K dense systems of the same N and kind (the SK instances of
-several seeds, or several couplings files), each with its label (the seed, or the file's
-index); a batched module trains them as one network with a leading instance
-dimension (docs/design.md, "Many instances in one module").
+:class:`InstanceStack` holds K systems of the same N and kind (the SK instances of several
+seeds, several couplings files, or Curie-Weiss systems of several J and h), each with its
+label (the seed, or the index); a batched module trains them as one network with a leading
+instance dimension (docs/design.md, "Many instances in one module").
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.systems.archive import write_npz_archive
-from arnn_gen.systems.dense import Hamiltonian
+from arnn_gen.systems.dense import CurieWeiss, Hamiltonian
 
 __all__ = ["InstanceStack", "MAX_INSTANCES", "write_instances_npz"]
 
@@ -27,9 +27,11 @@ MAX_INSTANCES = 1024
 
 @dataclass(frozen=True, eq=False)
 class InstanceStack:
-    """K dense systems of one N and kind, in order, and their labels (strings)."""
+    """K systems of one N and kind, in order, and their labels (strings): dense systems
+    (:class:`Hamiltonian`), or Curie-Weiss systems by their numbers (:class:`CurieWeiss`,
+    whose modules embed J and h: no [K, N, N] couplings are built)."""
 
-    members: tuple[Hamiltonian, ...]
+    members: tuple[Hamiltonian, ...] | tuple[CurieWeiss, ...]
     labels: tuple[str, ...]
 
     def __post_init__(self) -> None:
@@ -40,8 +42,10 @@ class InstanceStack:
             raise ArnnGenError(f"at most {MAX_INSTANCES} instances, got {len(members)}")
         if len(labels) != len(members) or len(set(labels)) != len(labels):
             raise ArnnGenError(f"the instances need distinct labels, one each: {labels}")
-        if not all(isinstance(member, Hamiltonian) for member in members):
-            raise ArnnGenError("the instances must be dense systems (Hamiltonian)")
+        if not (all(isinstance(member, Hamiltonian) for member in members)
+                or all(isinstance(member, CurieWeiss) for member in members)):  # fmt: skip
+            raise ArnnGenError("the instances must be dense systems (Hamiltonian), or all "
+                               "Curie-Weiss systems (CurieWeiss)")  # fmt: skip
         sizes = {member.N for member in members}
         if len(sizes) != 1:
             raise ArnnGenError(f"the instances must have one size, got N = {sorted(sizes)}")
@@ -70,13 +74,20 @@ class InstanceStack:
 
     @property
     def couplings(self) -> np.ndarray:
-        """[K, N, N] float64."""
-        return np.stack([member.J for member in self.members])
+        """[K, N, N] float64 (dense systems)."""
+        return np.stack([self._dense(member).J for member in self.members])
 
     @property
     def fields(self) -> np.ndarray:
-        """[K, N] float64."""
-        return np.stack([member.h for member in self.members])
+        """[K, N] float64 (dense systems)."""
+        return np.stack([self._dense(member).h for member in self.members])
+
+    @staticmethod
+    def _dense(member) -> Hamiltonian:
+        if isinstance(member, CurieWeiss):
+            raise ArnnGenError("a stack of Curie-Weiss systems holds their numbers, not "
+                               "[K, N, N] couplings")  # fmt: skip
+        return member
 
     def signature(self) -> str:
         """sha256 of the members' signatures and labels, in order."""

@@ -15,6 +15,7 @@ import sympy as sp
 from arnn_gen.codegen.families import (
     cw_exact,
     cw_inf,
+    cw_inf_instances,
     frontier_exact,
     frontier_replica,
     h2arnn,
@@ -41,6 +42,7 @@ FAMILIES: tuple[Family, ...] = (
     frontier_replica.FAMILY,
     frontier_exact.FAMILY,
     replica_instances.FAMILY,
+    cw_inf_instances.FAMILY,
 )
 
 
@@ -152,6 +154,7 @@ def build_ir(
         order_signature=_order_signature(hamiltonian, site_order),
         instances=tuple(hamiltonian.labels) if stacked else (),
         instance_signatures=tuple(m.signature() for m in hamiltonian.members) if stacked else (),
+        instance_scalars=_instance_scalars(hamiltonian) if stacked and family.embedded else (),
     )
 
 
@@ -163,6 +166,12 @@ def instances_suffix(labels, *, seeds: bool) -> str:
         if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
             return f"s{seeds[0]}_{seeds[-1]}"
     return f"i{len(labels)}"
+
+
+def _instance_scalars(stack) -> tuple:
+    """The numbers that define each instance of a stack whose module embeds them (Curie-Weiss:
+    J and h), as sorted (name, value) pairs."""
+    return tuple(tuple(sorted(dict(member.provenance).items())) for member in stack.members)
 
 
 def _order_signature(hamiltonian, site_order: str) -> str:
