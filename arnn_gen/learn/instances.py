@@ -152,10 +152,21 @@ def train_instances(
     resume: bool = False,
     progress: bool = True,
     label: str | None = None,
+    folders=None,
+    before_checkpoint=None,
+    regroup: bool = False,
 ) -> list[TrainResult]:
     """Anneal and train the K instances of ``model`` together; write
     ``run_dir/instance_<label>/`` for each (module docstring). Returns one result per
-    instance. With ``resume``, every instance continues from its folder's checkpoint."""
+    instance. With ``resume``, every instance continues from its folder's checkpoint.
+
+    ``folders``: the K run folders of the instances, in the model's order, instead of
+    ``run_dir/instance_<label>/`` (a sweep trains its tasks' folders). ``before_checkpoint(
+    instance, index, beta)`` is called for every instance after the estimate of the beta of
+    that index and before its checkpoint, as :func:`arnn_gen.learn.train.train` calls its
+    hook (a sweep records each instance's P(q) there). ``regroup``: a checkpoint written by
+    a module of another set of instances resumes too (each instance's architecture, N and
+    system are still checked): a sweep resumes the unfinished instances of a module."""
     if config.early_stop is not None:
         raise ArnnGenError("--early-stop stops each run at its own step: train the instances "
                            "of a batched module without it")  # fmt: skip
@@ -167,7 +178,15 @@ def train_instances(
     model.to(device=device, dtype=getattr(torch, config.dtype))
     count, labels = model.INSTANCES, model.INSTANCE_LABELS
     run = Path(run_dir) if run_dir is not None else None
-    folders = [instance_folder(run, labels[k]) for k in range(count)] if run else [None] * count
+    if folders is not None:
+        folders = [Path(folder) for folder in folders]
+        if len(folders) != count or len(set(folders)) != count:
+            raise ArnnGenError(f"expected {count} distinct run folders, one per instance, got "
+                               f"{len(folders)}")  # fmt: skip
+    elif run is not None:
+        folders = [instance_folder(run, labels[k]) for k in range(count)]
+    writes = folders is not None
+    folders = folders if writes else [None] * count
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
     generators = [torch.Generator(device=device).manual_seed(config.seed) for _ in range(count)]
@@ -180,27 +199,30 @@ def train_instances(
     start = 0
     title = label or label_of(model)
     if resume:
-        if run is None:
+        if not writes:
             raise ArnnGenError("resume needs the run folder")
         payloads = [load_checkpoint(folder / "checkpoint.pt") for folder in folders]
+        checked = ("architecture", "N", "hamiltonian_signature",
+                   *(() if regroup else ("batched_ir_signature",)))  # fmt: skip
         for k, payload in enumerate(payloads):  # all checked before anything is loaded
             recorded = payload.get("identity")
             recorded = recorded if isinstance(recorded, dict) else {}
-            for key in ("architecture", "N", "hamiltonian_signature", "batched_ir_signature"):
+            for key in checked:
                 if recorded.get(key) != identities[k][key]:
                     raise ArnnGenError(f"{folders[k]} was made with another module ({key} "
                                        "differs); use the module that made it")  # fmt: skip
             if payload["config"] != config.to_dict():
                 raise ArnnGenError(f"{folders[k]} was made with another configuration")
         if len({payload["done"] for payload in payloads}) != 1:
-            raise ArnnGenError(f"the instances of {run} stopped at different betas")
+            where = run if run is not None else ", ".join(str(folder) for folder in folders)
+            raise ArnnGenError(f"the instances of {where} stopped at different betas")
         for k, payload in enumerate(payloads):
             model.load_instance_state_dict(k, payload["model"])
             generators[k].set_state(payload["generator"])
             rows[k], history[k] = list(payload["rows"]), list(payload["history"])
         _merge_optimizer_states(optimizer, [payload["optimizer"] for payload in payloads])
         start = payloads[0]["done"]
-    if run is not None:
+    if writes:
         for k, folder in enumerate(folders):
             folder.mkdir(parents=True, exist_ok=True)
             meta = {"label": title, "system": getattr(model, "SYSTEM", None), "N": model.N,
@@ -238,7 +260,10 @@ def train_instances(
                 _check_finite(estimates[k], beta)
                 exact = reference_free_energy(hamiltonians[k], beta)
                 rows[k].append(metrics_row(estimates[k], exact))
-            if run is not None:
+            if before_checkpoint is not None:  # what it records belongs to this beta's state
+                for k in range(count):
+                    before_checkpoint(k, index, beta)
+            if writes:
                 checkpoints = []
                 for k, folder in enumerate(folders):
                     payload = {
@@ -271,7 +296,7 @@ def train_instances(
         edges, density = overlap_histogram(x[k])
         final["overlap_edges"] = [float(v) for v in np.asarray(edges)]
         final["overlap_density"] = [float(v) for v in np.asarray(density)]
-        if run is not None:
+        if writes:
             _save_torch(folders[k] / "model.pt", model.instance_state_dict(k))
             _write_metrics(folders[k], rows[k], history[k], final, title, model)
         results.append(TrainResult(tuple(rows[k]), final, folders[k]))

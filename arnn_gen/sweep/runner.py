@@ -10,6 +10,10 @@ run folder holds (written after every beta), so that it ends with the numbers an
 uninterrupted run gives. Dask's scheduler re-runs the task of a worker that died; running
 the same sweep again retries whatever failed. Only this process writes the manifest.
 
+The batched tasks of one bundle (``batch_instances``: one system, size, architecture and
+schedule) run as one unit, one Dask task (:func:`arnn_gen.sweep.task.run_bundle`); the
+manifest keeps an entry per task, and a bundle's failure is each of its tasks'.
+
 Note [Threads of a sweep]
     torch uses as many threads as the machine has cores. Several trainings per machine, each
     with all the cores, spin in each other's OpenMP barriers: small-N runs then slow down by
@@ -32,7 +36,7 @@ from pathlib import Path
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import write_atomically
 from arnn_gen.sweep.spec import Sweep, SweepTask, expand
-from arnn_gen.sweep.task import read_result, run_folder, run_task
+from arnn_gen.sweep.task import bundle_capacity, read_result, run_bundle, run_folder, run_task
 
 __all__ = ["MANIFEST", "Manifest", "run_sweep", "default_workers"]
 
@@ -169,10 +173,11 @@ def run_sweep(
     def started(task: SweepTask) -> None:
         manifest.update(task, state="running", attempts=manifest.entry(task)["attempts"] + 1)
 
-    if todo and serial:
-        _run_here(todo, out, threads, progress, started, finished)
-    elif todo:
-        _run_on_dask(todo, out, scheduler, workers, threads, sweep.schedule.device, started,
+    units = _units(todo)
+    if units and serial:
+        _run_here(units, out, threads, progress, started, finished)
+    elif units:
+        _run_on_dask(units, out, scheduler, workers, threads, sweep.schedule.device, started,
                      finished)  # fmt: skip
     finished = [task for task in tasks if manifest.entry(task).get("state") == "done"]
     summary = None
@@ -197,18 +202,46 @@ def _message(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
 
 
-def _run_here(todo, out, threads, progress, started, finished) -> None:
+def _units(todo: list[SweepTask]) -> list[list[SweepTask]]:
+    """What runs as one: a task alone, or the batched tasks of one bundle (at most as many
+    as one module holds), in the order of their first task."""
+    units: list[list[SweepTask]] = []
+    open_units: dict[tuple, list[SweepTask]] = {}
     for task in todo:
-        started(task)
+        key = task.bundle_key()
+        if key is None:
+            units.append([task])
+            continue
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= bundle_capacity(task.N):
+            unit = open_units[key] = []
+            units.append(unit)
+        unit.append(task)
+    return units
+
+
+def _run_unit(unit: list[SweepTask], out, *, threads=None, progress=False) -> list[dict]:
+    """The results of a unit's tasks: a bundle trained together, or a task alone."""
+    if unit[0].batched:
+        return run_bundle(unit, out, threads=threads, progress=progress)
+    return [run_task(unit[0], out, threads=threads, progress=progress)]
+
+
+def _run_here(units, out, threads, progress, started, finished) -> None:
+    for unit in units:
+        for task in unit:
+            started(task)
         try:
-            result = run_task(task, out, threads=threads, progress=progress)
+            results = _run_unit(unit, out, threads=threads, progress=progress)
         except Exception as error:  # noqa: BLE001 (as on Dask: the task fails, not the sweep)
-            finished(task, None, _message(error))
+            for task in unit:
+                finished(task, None, _message(error))
         else:
-            finished(task, result, None)
+            for task, result in zip(unit, results, strict=True):
+                finished(task, result, None)
 
 
-def _run_on_dask(todo, out, scheduler, workers, threads, device, started, finished) -> None:
+def _run_on_dask(units, out, scheduler, workers, threads, device, started, finished) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -235,20 +268,24 @@ def _run_on_dask(todo, out, scheduler, workers, threads, device, started, finish
                                f"{_message(error)}") from None  # fmt: skip
         with client:
             futures = {}
-            for task in todo:
-                started(task)
-                key = f"arnn-gen-{task.id}-{uuid.uuid4().hex[:8]}"
-                future = client.submit(run_task, task, str(out), threads=threads, key=key,
+            for unit in units:
+                for task in unit:
+                    started(task)
+                name = unit[0].id if len(unit) == 1 else f"{unit[0].id}+{len(unit) - 1}"
+                key = f"arnn-gen-{name}-{uuid.uuid4().hex[:8]}"
+                future = client.submit(_run_unit, unit, str(out), threads=threads, key=key,
                                        pure=False)  # fmt: skip
-                futures[future.key] = (future, task)
+                futures[future.key] = (future, unit)
             for future in as_completed([f for f, _ in futures.values()]):
-                task = futures[future.key][1]
+                unit = futures[future.key][1]
                 try:
-                    result = future.result()
+                    results = future.result()
                 except Exception as error:  # noqa: BLE001 (a task's failure, or a lost worker)
-                    finished(task, None, _message(error))
+                    for task in unit:
+                        finished(task, None, _message(error))
                 else:
-                    finished(task, result, None)
+                    for task, result in zip(unit, results, strict=True):
+                        finished(task, result, None)
     finally:
         if cluster is not None:
             cluster.close()

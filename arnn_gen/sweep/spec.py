@@ -26,9 +26,20 @@ annealing schedule; :func:`expand` turns it into independent :class:`SweepTask` 
     architectures = ["SK_RS", "SK_1RSB", "SK_2RSB", "1L", "MADE_21", "MADE_22"]
     J = 1.0                           # and h, boundary, disorder, degree where they apply
     init = "paramagnetic"             # start of the emitted modules (baselines: random)
+    batch_instances = false           # true: train the instances of a size together
 
 A system ``general`` takes ``couplings = ["a.npz", "b.txt"]`` (its instances, relative to
 the sweep file) instead of sizes and instances. Every error is one line naming the key.
+
+``batch_instances = true`` trains the replica networks (SK_RS, SK_1RSB, SK_2RSB) of all the
+instances of one size of the table as one module of K instances, in one pass
+(:func:`arnn_gen.learn.instances.train_instances`): on ``sk``, and on the couplings files of
+``general`` whose network is dense. Each instance is still a task with its own run folder,
+and its numbers are those of its unbatched task to rounding; its definition records that
+it was trained batched (``batched`` in task.json, and so in its signature). The baselines,
+the other systems (cw, the lattices, rrg), frontier networks and ``init = "random"`` are
+trained one task at a time, as without the key. It needs Adam, without ``early_stop`` and
+``compile``.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ else:  # pragma: no cover (Python 3.10: the same parser as a package)
     import tomli as tomllib
 
 __all__ = [
+    "BATCHED",
     "EMITTED",
     "BASELINE_NAMES",
     "MAX_SWEEP_TASKS",
@@ -70,6 +82,11 @@ EMITTED = {
     "SK_1RSB": ("krsb", 1),
     "SK_2RSB": ("krsb", 2),
 }
+#: Architectures whose instances a sweep trains together (batch_instances): the dense
+#: replica networks, one module of several SK instances or couplings files.
+BATCHED = ("SK_RS", "SK_1RSB", "SK_2RSB")
+#: Systems whose instances those modules hold.
+_BATCHED_SYSTEMS = ("sk", "general")
 #: The paper's baselines (arnn_gen.learn.baselines): MADE_dw for any one-digit d and w.
 BASELINE_NAMES = ("1P", "1L", "MADE_21", "MADE_22")
 _BASELINE = re.compile(r"1P|1L|MADE_[1-9][1-9]")
@@ -100,6 +117,7 @@ class SystemEntry:
     architectures: tuple[str, ...]
     options: tuple[tuple[str, object], ...] = ()
     init: str = "paramagnetic"
+    batch_instances: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +139,9 @@ class SweepTask:
     """One training: an architecture on one system instance, trained with ``config``.
 
     ``size`` is N (the lattices: the side L), ``instance`` a seed (or the index of a
-    couplings file, ``couplings`` its path). Its run folder is ``OUT/group/architecture``."""
+    couplings file, ``couplings`` its path). Its run folder is ``OUT/group/architecture``.
+    ``batched``: trained together with the other instances of its size and architecture,
+    in one module of several instances (``batch_instances``; :meth:`bundle_key`)."""
 
     system: str
     size: int
@@ -132,6 +152,7 @@ class SweepTask:
     couplings: str | None = None
     init: str = "paramagnetic"
     N: int = field(default=0)  # noqa: N815 (the number of spins, filled in by expand)
+    batched: bool = False
 
     @property
     def group(self) -> str:
@@ -150,6 +171,14 @@ class SweepTask:
     @property
     def id(self) -> str:  # noqa: A003
         return f"{self.group}/{self.architecture}"
+
+    def bundle_key(self) -> tuple | None:
+        """What the tasks trained in one module share (system, N, architecture, options,
+        start, schedule), or None for a task trained alone."""
+        if not self.batched:
+            return None
+        schedule = json.dumps(self.config.to_dict(), sort_keys=True)
+        return (self.system, self.N, self.architecture, self.options, self.init, schedule)
 
     def system_options(self) -> dict:
         """Keyword options of :func:`arnn_gen.pipeline.resolve` for this instance."""
@@ -178,6 +207,8 @@ class SweepTask:
             "couplings": self.couplings,
             "init": self.init,
             "config": self.config.to_dict(),
+            # only when true: the definitions of the tasks trained alone stay as they were
+            **({"batched": True} if self.batched else {}),
         }
 
     def signature(self) -> str:
@@ -278,6 +309,9 @@ def parse_sweep(document: dict, *, base=Path("."), device: str | None = None,
     if not isinstance(entries, list) or not entries:
         raise ArnnGenError("sweep file: at least one [[systems]] table is needed")
     systems = tuple(_entry(entry, index, Path(base)) for index, entry in enumerate(entries))
+    for index, entry in enumerate(systems):
+        if entry.batch_instances:
+            _check_batched_schedule(schedule, f"[[systems]] #{index + 1}")
     sweep = Sweep(name=name, schedule=schedule, systems=systems, out=out, device=chosen_device)
     expand(sweep)  # every task valid (sizes, variants, options) before anything runs
     return sweep
@@ -310,6 +344,21 @@ def _schedule(table, device: str | None) -> tuple[TrainConfig, str]:
         raise ArnnGenError(f"[schedule]: {' '.join(str(error).split())}") from None
 
 
+def _check_batched_schedule(schedule: TrainConfig, where: str) -> None:
+    """A module of several instances trains with Adam, eagerly, every instance for the
+    whole schedule (arnn_gen.learn.instances.train_instances)."""
+    reasons = []
+    if schedule.optimizer != "adam":
+        reasons.append(f"optimizer = {schedule.optimizer!r}")
+    if schedule.early_stop is not None:
+        reasons.append("early_stop")
+    if schedule.compile:
+        reasons.append("compile")
+    if reasons:
+        raise ArnnGenError(f"{where}: batch_instances trains with Adam, without early_stop and "
+                           f"compile; the schedule sets {', '.join(reasons)}")  # fmt: skip
+
+
 def _entry(table, index: int, base: Path) -> SystemEntry:
     where = f"[[systems]] #{index + 1}"
     if not isinstance(table, dict):
@@ -321,8 +370,8 @@ def _entry(table, index: int, base: Path) -> SystemEntry:
         raise ArnnGenError(f"{where}: system must be one of {', '.join(VARIANTS)}, got {system!r}")
     lattice = system in ("ea2d", "ea3d", "ising2d")
     size_key = "L" if lattice else "sizes"
-    allowed = {"system", "architectures", "init", *(k for k, s in _SYSTEM_OPTIONS.items()
-                                                    if system in s)}  # fmt: skip
+    allowed = {"system", "architectures", "init", "batch_instances",
+               *(k for k, s in _SYSTEM_OPTIONS.items() if system in s)}  # fmt: skip
     if system == "general":
         allowed |= {"couplings", "format"}
     else:
@@ -338,6 +387,10 @@ def _entry(table, index: int, base: Path) -> SystemEntry:
     init = table.get("init", "paramagnetic")
     if init not in _INITS:
         raise ArnnGenError(f"{where}: init must be paramagnetic or random, got {init!r}")
+    batch_instances = table.get("batch_instances", False)
+    if not isinstance(batch_instances, bool):
+        raise ArnnGenError(f"{where}: batch_instances must be true or false, got "
+                           f"{batch_instances!r}")  # fmt: skip
     options = {k: table[k] for k in _SYSTEM_OPTIONS if k in table}
     if system == "general":
         files = _strings(table.get("couplings"), f"{where}: couplings")
@@ -356,19 +409,21 @@ def _entry(table, index: int, base: Path) -> SystemEntry:
         instances = (parse_instances(table["instances"], f"{where}: instances")
                      if "instances" in table else (0,))  # fmt: skip
     return SystemEntry(system, sizes, instances, architectures, tuple(sorted(options.items())),
-                       init)  # fmt: skip
+                       init, batch_instances)  # fmt: skip
 
 
 def expand(sweep: Sweep) -> tuple[SweepTask, ...]:
     """Every task of the sweep, in the file's order: system, size, instance, architecture.
     Each is resolved by :func:`arnn_gen.pipeline.resolve` (sizes, variants, options), so
-    that a bad sweep fails before anything runs; ids must be unique."""
+    that a bad sweep fails before anything runs; ids must be unique. A task is marked
+    ``batched`` where its table asks for it and a module of several instances computes
+    what its own module would (:func:`_is_batched`)."""
     from arnn_gen.pipeline import resolve
 
     count = sum(len(e.sizes) * len(e.instances) * len(e.architectures) for e in sweep.systems)
     if count > MAX_SWEEP_TASKS:
         raise ArnnGenError(f"the sweep expands into {count} tasks; the limit is {MAX_SWEEP_TASKS}")
-    tasks, seen = [], set()
+    tasks, seen, dense = [], set(), {}
     for entry in sweep.systems:
         for size in entry.sizes:
             for position, instance in enumerate(entry.instances):
@@ -386,12 +441,43 @@ def expand(sweep: Sweep) -> tuple[SweepTask, ...]:
                     if architecture in EMITTED:  # the variant must apply to the system
                         variant, k = EMITTED[architecture]
                         _resolve(resolve, task, entry, variant=variant, k=k or 0)
-                    done = replace(task, architecture=architecture, N=spins)
+                    batched = _is_batched(entry, architecture, task, dense)
+                    done = replace(task, architecture=architecture, N=spins, batched=batched)
                     if done.id in seen:
                         raise ArnnGenError(f"the sweep holds the task {done.id} twice")
                     seen.add(done.id)
                     tasks.append(done)
     return tuple(tasks)
+
+
+def _is_batched(entry: SystemEntry, architecture: str, task: SweepTask, dense: dict) -> bool:
+    """Whether the task trains in a module of several instances: its table asks for it, the
+    architecture is a replica network of an SK instance (or of a couplings file that takes
+    the dense network, not the frontier one), and it starts paramagnetic (a module of
+    several instances draws a random start for all of them at once, not the single one's)."""
+    if not (entry.batch_instances and architecture in BATCHED and entry.init == "paramagnetic"
+            and entry.system in _BATCHED_SYSTEMS):  # fmt: skip
+        return False
+    if entry.system != "general":
+        return True
+    key = (task.couplings, dict(entry.options).get("format", "auto"))
+    if key not in dense:  # (file, format) -> whether its network is dense, read once
+        dense[key] = _has_dense_network(*key)
+    return dense[key]
+
+
+def _has_dense_network(couplings: str, fmt: str) -> bool:
+    """Whether the replica network of a couplings file is the dense one (the layout
+    arnn_gen.pipeline chooses for it), which a module of several files holds too."""
+    from arnn_gen.pipeline import _layout, resolve
+    from arnn_gen.systems import read_couplings
+
+    try:
+        request = resolve("general", variant="rs", couplings=couplings, format=fmt)
+        system = read_couplings(couplings, fmt)
+        return _layout(request, system).layout == "dense"
+    except ArnnGenError:  # no network of it: its own task says why
+        return False
 
 
 def _resolve(resolve, task: SweepTask, entry: SystemEntry, **variant):
