@@ -388,3 +388,21 @@ def test_a_sweep_whose_tasks_all_fail_says_why(tmp_path, monkeypatch):
         run_sweep(read_sweep(write(tmp_path, SMALL)), tmp_path / "out", serial=True)
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert {e["state"] for e in manifest["tasks"].values()} == {"failed"}
+
+
+def test_a_random_start_is_the_same_on_every_worker(tmp_path):
+    """init = "random": the emitted module's start is drawn from torch's generator seeded with
+    the instance, whatever the worker's generator held before."""
+    from arnn_gen.sweep.task import build_model
+
+    text = SMALL.replace('architectures = ["SK_RS", "1L"]',
+                         'architectures = ["SK_1RSB"]\ninit = "random"')  # fmt: skip
+    first, second = expand(read_sweep(write(tmp_path, text)))
+    states = []
+    for seed in (5, 6):
+        torch.manual_seed(seed)  # the worker's generator, before the task
+        states.append(build_model(first, tmp_path / "modules").state_dict())
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name]), name
+    other = build_model(second, tmp_path / "modules").state_dict()
+    assert not torch.equal(other["a1"], states[0]["a1"])  # another instance, another start

@@ -57,8 +57,9 @@ def bundle_capacity(N: int) -> int:  # noqa: N803
 
 def build_model(task: SweepTask, modules):
     """A fresh model of the task's architecture at the schedule's first beta: an emitted
-    module (written into ``modules``, deterministically) or a baseline (random start drawn
-    from torch's generator seeded with the instance)."""
+    module (written into ``modules``, deterministically) or a baseline; a random start
+    (the baselines', or ``init = "random"``) is drawn from torch's generator seeded with the
+    instance, so that a task starts the same on every worker."""
     from arnn_gen.codegen.emit import load_module, write_module
     from arnn_gen.learn.baselines import make_baseline
     from arnn_gen.pipeline import build_system, default_size, lower, resolve
@@ -79,6 +80,7 @@ def build_model(task: SweepTask, modules):
         options = {"beta": beta, "dtype": dtype}
         if "init" in inspect.signature(model_class).parameters:  # trained families only
             options["init"] = task.init
+        torch.manual_seed(task.instance)  # init = "random" draws from torch, as the baselines
         return model_class(**options)
     request = resolve(task.system, format=fmt, **options)
     hamiltonian = build_system(
