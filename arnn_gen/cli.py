@@ -26,6 +26,7 @@ from arnn_gen.checks import (
     check_samples,
 )
 from arnn_gen.codegen.emit import write_module
+from arnn_gen.codegen.ir import BACKENDS
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.exact import MAX_ENUMERATION_N
 from arnn_gen.exact import exact as exact_reference
@@ -315,10 +316,12 @@ def exact(system, N, beta, J, h, seed, couplings, as_json, **sparse):  # noqa: N
 @click.option("--out", type=str, default="generated", show_default=True, help="Directory.")
 @click.option("--name", type=str, default=None, help="Module name (default from the spec).")
 @click.option("--force", is_flag=True, help="Overwrite an existing module.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+              help="Kernels: torch, or triton (replica forms; the triton extra).")  # fmt: skip
 @click.argument("more_couplings", nargs=-1, metavar="[MORE_COUPLINGS]...")
 @sparse_options
 def emit(system, variant, N, k, beta, J, h, seed, couplings, instances, out, name, force,  # noqa: N803
-         more_couplings, **sparse):  # fmt: skip
+         backend, more_couplings, **sparse):  # fmt: skip
     """Emit a standalone PyTorch module (and its .npz sidecar); print the path written.
     `--couplings a.npz b.npz ...` or `--instances 0-9` (SK seeds) emit one module of all
     those instances, with a leading instance dimension."""
@@ -327,7 +330,7 @@ def emit(system, variant, N, k, beta, J, h, seed, couplings, instances, out, nam
                                "files follow --couplings")  # fmt: skip
     files = (couplings, *more_couplings) if more_couplings else couplings
     request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
-                      couplings=files, name=name, instances=instances,
+                      couplings=files, name=name, instances=instances, backend=backend,
                       **_sparse(**sparse))  # fmt: skip
     stages = lower(request)
     path = write_module(stages.ir, stages.source, stages.hamiltonian, out, force=force)

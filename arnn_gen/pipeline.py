@@ -263,6 +263,9 @@ class Request:
     #: Curie-Weiss systems of one module: each instance's (J, h), the first of which are J
     #: and h.
     instance_scalars: tuple[tuple[float, float], ...] = ()
+    #: The module's kernels: "torch", or "triton" (the replica forms: Triton kernels where
+    #: they can run, the torch code elsewhere).
+    backend: str = "torch"
 
     def is_batched(self) -> bool:
         return bool(self.instances or self.instance_files or self.instance_scalars)
@@ -327,6 +330,8 @@ class Request:
             parts.append(f"--seed {self.seed}")
         if site_order:
             parts.append(f"--order {site_order}")
+        if self.backend != "torch":
+            parts.append(f"--backend {self.backend}")
         if self.name is not None:
             parts.append(f"--name {self.name}")
         return " ".join(parts)
@@ -354,6 +359,7 @@ def resolve(
     format: str = "auto",  # noqa: A002 (the CLI's --format)
     order: str = "auto",
     instances=None,
+    backend: str = "torch",
 ) -> Request:
     """Validate a request and fill in its defaults, once (DESIGN.md, "The request, resolved
     once"): the system and variant (DESIGN.md's table), the RSB depth, the size against the
@@ -381,7 +387,45 @@ def resolve(
 
     >>> resolve("cw", variant="inf", N=100, h=(0.0, 0.1)).instance_scalars
     ((1.0, 0.0), (1.0, 0.1))
+
+    ``backend``: "torch" (the default) or "triton" (Triton kernels of the replica forms;
+    the family decides whether it has them, when the IR is built).
     """
+    from arnn_gen.codegen.ir import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ArnnGenError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    request = _resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
+                       couplings=couplings, name=name, dtype=dtype, symbolic=symbolic, L=L,
+                       W=W, boundary=boundary, disorder=disorder, degree=degree, format=format,
+                       order=order, instances=instances)  # fmt: skip
+    return replace(request, backend=backend)
+
+
+def _resolve(
+    system: str,
+    *,
+    variant: str | None = None,
+    N: int | None = None,  # noqa: N803
+    k: int = 1,
+    beta: float = 1.0,
+    J: float = 1.0,  # noqa: N803
+    h: float = 0.0,
+    seed: int = 0,
+    couplings: str | None = None,
+    name: str | None = None,
+    dtype: str | None = None,
+    symbolic: bool = False,
+    L: int | None = None,  # noqa: N803
+    W: int | None = None,  # noqa: N803
+    boundary: str = "periodic",
+    disorder: str = "gaussian",
+    degree: int = 3,
+    format: str = "auto",  # noqa: A002
+    order: str = "auto",
+    instances=None,
+) -> Request:
+    """:func:`resolve` without the backend."""
     if _several(J) or _several(h):
         return _curie_weiss_instances(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h,
                                       seed=seed, couplings=couplings, name=name, dtype=dtype,
@@ -620,7 +664,8 @@ def lower(
         reduction = reduce_conditional(request.system, request.variant, k=request.k,
                                        derivation=derivation)  # fmt: skip
         ir = build_ir(stack, reduction, beta=request.beta, name=request.name,
-                      dtype=request.dtype, command=request.command(stack.N))  # fmt: skip
+                      dtype=request.dtype, command=request.command(stack.N),
+                      backend=request.backend)  # fmt: skip
         return Stages(stack, derivation, reduction, ir, render_module(ir))
     limit = MAX_SPINS if request.couplings is not None else request.size_limit()
     hamiltonian = build_system(
@@ -635,7 +680,8 @@ def lower(
                                    derivation=derivation, layout=layout.layout)  # fmt: skip
     ir = build_ir(hamiltonian, reduction, beta=request.beta, name=request.name,
                   dtype=request.dtype, command=request.command(hamiltonian.N, layout.site_order),
-                  site_order=layout.site_order, frontier_width=layout.width)  # fmt: skip
+                  site_order=layout.site_order, frontier_width=layout.width,
+                  backend=request.backend)  # fmt: skip
     return Stages(hamiltonian, derivation, reduction, ir, render_module(ir))
 
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
+import torch
+
+# Without CUDA, Triton's kernels (emit --backend triton) run on the CPU under its interpreter,
+# which must be chosen before triton is first imported: its language functions are built
+# for it then (tests/test_triton.py).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from arnn_gen.codegen.emit import load_module, write_module
 from arnn_gen.pipeline import lower

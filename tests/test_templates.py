@@ -51,6 +51,7 @@ PHYSICS_TEMPLATES = (
     "replica_layers.py.j2",
     "replica_rho.py.j2",
     "replica_instances.py.j2",
+    "replica_triton.py.j2",
     "frontier_replica.py.j2",
     "frontier_exact.py.j2",
 )
@@ -61,6 +62,7 @@ MACHINERY_TEMPLATES = (
     "replica_cuda_graphs.py.j2",
     "replica_settings.py.j2",
     "replica_instances_blocks.py.j2",
+    "replica_triton_methods.py.j2",
     "frontier_blocks.py.j2",
     "frontier_system.py.j2",
     "frontier_exact_tables.py.j2",
@@ -102,11 +104,12 @@ CASES = (
     ("ea2d", {"variant": "exact", "L": 3, "W": 3, "seed": 0}),
     ("sk", {"variant": "krsb", "k": 2, "N": 6, "instances": "0-2"}),
     ("cw", {"variant": "inf", "N": 6, "J": (1.0, 0.5), "h": (0.0, 0.1)}),
+    ("sk", {"variant": "krsb", "k": 2, "N": 6, "seed": 0, "backend": "triton"}),
 )
 
 
 class _Markers(dict):
-    """``printed``: every formula as the name ``_printed_<name>``."""
+    """``printed`` and ``printed_triton``: every formula as the name ``_printed_<name>``."""
 
     def __getitem__(self, name):
         return f"_printed_{name}"
@@ -119,7 +122,8 @@ def _render_with_markers(ir) -> str:
     template = _environment().get_template(ir.template)
     names = dict(ir.symbol_names)
     constants = [(name, torch_code(value, symbol_names=names)) for name, value in ir.constants]
-    return template.render(ir=ir, printed=_Markers(), constants=constants, ir_signature="0")
+    return template.render(ir=ir, printed=_Markers(), printed_triton=_Markers(),
+                           constants=constants, ir_signature="0")  # fmt: skip
 
 
 def _template_texts() -> dict[str, str]:

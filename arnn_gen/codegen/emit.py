@@ -16,6 +16,7 @@ is written; files are written atomically and only when their bytes change.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import jinja2
 
 from arnn_gen.codegen.ir import ArchitectureIR
 from arnn_gen.codegen.printing import torch_code
+from arnn_gen.codegen.triton_printing import triton_code
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.files import replace_together, stage
 
@@ -70,13 +72,45 @@ def print_formulas(ir: ArchitectureIR) -> dict[str, str]:
     return printed
 
 
+class TritonFormulas(Mapping):
+    """The formulas of an IR printed for Triton kernels (``printed_triton`` in the
+    templates), each on first use: a template that asks for a formula the Triton printer
+    cannot print fails there, naming it."""
+
+    def __init__(self, ir: ArchitectureIR) -> None:
+        self._formulas = dict(ir.formulas)
+        self._names = dict(ir.symbol_names)
+        self._printed: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._printed:
+            if name not in self._formulas:
+                raise KeyError(name)
+            try:
+                code = triton_code(self._formulas[name], symbol_names=self._names)
+            except ArnnGenError as error:
+                raise ArnnGenError(f"formula {name!r} for Triton: {error}") from None
+            self._printed[name] = code
+        return self._printed[name]
+
+    def __iter__(self):
+        return iter(self._formulas)
+
+    def __len__(self) -> int:
+        return len(self._formulas)
+
+
 def render_module(ir: ArchitectureIR) -> str:
     """The module's source text (compiled once as a check before it is returned)."""
     template = _environment().get_template(ir.template)
     names = dict(ir.symbol_names)
     constants = [(name, torch_code(value, symbol_names=names)) for name, value in ir.constants]
     source = template.render(
-        ir=ir, printed=print_formulas(ir), constants=constants, ir_signature=ir.signature()
+        ir=ir,
+        printed=print_formulas(ir),
+        printed_triton=TritonFormulas(ir),
+        constants=constants,
+        ir_signature=ir.signature(),
     )
     try:
         compile(source, f"{ir.name}.py", "exec")

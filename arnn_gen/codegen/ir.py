@@ -28,6 +28,7 @@ from arnn_gen.variants import VARIANTS
 __all__ = [
     "ROLES",
     "DTYPES",
+    "BACKENDS",
     "ParamSpec",
     "Provenance",
     "ArchitectureIR",
@@ -37,6 +38,8 @@ __all__ = [
 
 ROLES = ("fixed", "trainable")
 DTYPES = ("float32", "float64")
+#: The kernel backends an emitted module can have (``emit --backend``).
+BACKENDS = ("torch", "triton")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -191,6 +194,9 @@ class ArchitectureIR:
     #: The numbers of each instance of a module that embeds them (Curie-Weiss: J and h), as
     #: (name, value) pairs, in the same order; () where a sidecar holds the instances.
     instance_scalars: tuple[tuple[tuple[str, float], ...], ...] = ()
+    #: The kernels of the module: "torch" (printed torch code) or "triton" (Triton kernels
+    #: printed from the same formulas, the torch code where they cannot run).
+    backend: str = "torch"
     version: str = __version__
     notes: tuple[str, ...] = field(default=())
 
@@ -230,6 +236,8 @@ class ArchitectureIR:
             raise ArnnGenError(
                 f"frontier_width must be an integer >= 0, got {self.frontier_width!r}"
             )
+        if self.backend not in BACKENDS:
+            raise ArnnGenError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.site_order not in ("", "natural", "rcm"):
             raise ArnnGenError(
                 f"site_order must be '', 'natural' or 'rcm', got {self.site_order!r}"
@@ -274,6 +282,8 @@ class ArchitectureIR:
                 ]
             elif f.name in ("instances", "instance_signatures", "instance_scalars") and not value:
                 continue  # a module of one system: its canonical form has no such key
+            elif f.name == "backend" and value == "torch":
+                continue  # the default: the torch modules' canonical form has no such key
             elif f.name == "instance_scalars":
                 value = [[[name, number] for name, number in pairs] for pairs in value]
             elif isinstance(value, tuple):

@@ -128,6 +128,8 @@ class TorchPrinter(PythonCodePrinter):
 
     printmethod = "_torchcode"
     language = "PyTorch"
+    #: How error messages name the printer.
+    label = "torch printer"
 
     def __init__(
         self,
@@ -157,21 +159,21 @@ class TorchPrinter(PythonCodePrinter):
 
     def doprint(self, expr: sp.Basic, assign_to: str | None = None) -> str:
         """``expr`` as one Python expression (or ``"name = expr"`` with ``assign_to``)."""
-        expr = _sympify(expr)
+        expr = _sympify(expr, self.label)
         if self.in_place is None:
             code = self._print(expr)
         else:
             for symbol in sorted(self.in_place, key=str):
                 if expr.count(symbol) > 1:
                     raise ArnnGenError(
-                        f"torch printer: {symbol} occurs more than once in "
+                        f"{self.label}: {symbol} occurs more than once in "
                         f"{_shorten(sp.sstr(expr))}; it cannot be overwritten in place"
                     )
             code = self._in_place(expr)
         if assign_to is None:
             return code
         if not _is_identifier(assign_to):
-            raise ArnnGenError(f"torch printer: {assign_to!r} is not a valid Python name")
+            raise ArnnGenError(f"{self.label}: {assign_to!r} is not a valid Python name")
         return f"{assign_to} = {code}"
 
     # -- dispatch -----------------------------------------------------------------------
@@ -209,7 +211,7 @@ class TorchPrinter(PythonCodePrinter):
             kind = f"undefined function {type(expr).__name__}"
         else:
             kind = type(expr).__name__
-        message = f"torch printer: cannot print {kind} ({_shorten(sp.sstr(expr))})"
+        message = f"{self.label}: cannot print {kind} ({_shorten(sp.sstr(expr))})"
         if isinstance(expr, ExprWithLimits):
             message += "; reductions are written by the templates, not printed"
         if self.strict:
@@ -272,12 +274,12 @@ class TorchPrinter(PythonCodePrinter):
         """An unmapped symbol: its name, when that is a usable Python identifier."""
         if isinstance(expr, (sp.Dummy, sp.Wild)):
             raise ArnnGenError(
-                f"torch printer: cannot print {type(expr).__name__} {expr.name!r}; "
+                f"{self.label}: cannot print {type(expr).__name__} {expr.name!r}; "
                 "map it in symbol_names"
             )
         if not _is_identifier(expr.name):
             raise ArnnGenError(
-                f"torch printer: symbol name {expr.name!r} is not a valid Python identifier "
+                f"{self.label}: symbol name {expr.name!r} is not a valid Python identifier "
                 "(or is a keyword, 'torch' or 'math'); map it in symbol_names"
             )
         return expr.name
@@ -583,41 +585,41 @@ class TorchPrinter(PythonCodePrinter):
             value = float(evaluated) if evaluated.is_Float else math.nan
             if not math.isfinite(value):
                 raise ArnnGenError(
-                    "torch printer: cannot print "
+                    f"{self.label}: cannot print "
                     f"{_shorten(sp.sstr(expr))}: it is not a finite real number"
                 )
             self._numbers[expr] = value
         return value
 
-    @staticmethod
-    def _validate_names(symbol_names: Mapping[sp.Basic, str]) -> dict[sp.Basic, str]:
+    @classmethod
+    def _validate_names(cls, symbol_names: Mapping[sp.Basic, str]) -> dict[sp.Basic, str]:
         """Check ``symbol_names`` and parenthesise values that are not Python primaries."""
         names: dict[sp.Basic, str] = {}
         for key, code in symbol_names.items():
             if not isinstance(key, sp.Basic):
                 raise ArnnGenError(
-                    f"torch printer: symbol_names keys must be SymPy objects, got {key!r}"
+                    f"{cls.label}: symbol_names keys must be SymPy objects, got {key!r}"
                 )
             if not isinstance(code, str):
                 raise ArnnGenError(
-                    f"torch printer: symbol_names[{key}] must be a string, got {code!r}"
+                    f"{cls.label}: symbol_names[{key}] must be a string, got {code!r}"
                 )
             try:
                 tree = ast.parse(code.strip(), mode="eval")
             except SyntaxError:
                 raise ArnnGenError(
-                    f"torch printer: symbol_names[{key}] = {code!r} is not a Python expression"
+                    f"{cls.label}: symbol_names[{key}] = {code!r} is not a Python expression"
                 ) from None
             code = code.strip()
             names[key] = code if isinstance(tree.body, _PRIMARY_NODES) else f"({code})"
         return names
 
 
-def _sympify(expr) -> sp.Basic:
+def _sympify(expr, label: str = TorchPrinter.label) -> sp.Basic:
     try:
         return sp.sympify(expr, strict=True)
     except (sp.SympifyError, TypeError) as err:
-        raise ArnnGenError(f"torch printer: not a SymPy expression: {expr!r}") from err
+        raise ArnnGenError(f"{label}: not a SymPy expression: {expr!r}") from err
 
 
 def _is_numeric_call(expr) -> bool:

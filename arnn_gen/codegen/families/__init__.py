@@ -91,11 +91,13 @@ def build_ir(
     command: str,
     site_order: str = "",
     frontier_width: int = 0,
+    backend: str = "torch",
 ) -> ArchitectureIR:
     """The IR of ``reduction`` for ``hamiltonian`` at emission temperature ``beta``;
     ``site_order``: how a frontier network's order was chosen, ``frontier_width`` the width
     max_i |F_i| it gives (docs/physics.md section 7); the IR records the sha256 of the order
-    itself, which the module checks its sidecar's against."""
+    itself, which the module checks its sidecar's against. ``backend``: the kernels, "torch"
+    or "triton" (families that have Triton kernels: ``Family.backends``)."""
     from arnn_gen.systems import CurieWeiss, Hamiltonian
     from arnn_gen.systems.instances import InstanceStack
     from arnn_gen.systems.sparse import SparseHamiltonian
@@ -107,6 +109,9 @@ def build_ir(
     system, variant, k = reduction.system, reduction.variant, reduction.k
     stacked = isinstance(hamiltonian, InstanceStack)
     family = family_for(system, variant, reduction.layout, instances=stacked)
+    if backend not in family.backends:
+        raise ArnnGenError(f"--backend {backend} is not available for {reduction.title()} "
+                           f"({family.name} family: {', '.join(family.backends)})")  # fmt: skip
     N = hamiltonian.N  # noqa: N806
     stem = name or module_name(system, variant, N, k)
     if stacked and name is None:
@@ -155,6 +160,7 @@ def build_ir(
         instances=tuple(hamiltonian.labels) if stacked else (),
         instance_signatures=tuple(m.signature() for m in hamiltonian.members) if stacked else (),
         instance_scalars=_instance_scalars(hamiltonian) if stacked and family.embedded else (),
+        backend=backend,
     )
 
 

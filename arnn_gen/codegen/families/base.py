@@ -31,7 +31,8 @@ class Family:
     printed name equal to the formula's replaces its plain form (a formula used in place
     only); ``layout``: the reductions it serves, over every later site ("dense") or over
     the frontier of a sparse system ("frontier", docs/physics.md section 7); ``instances``:
-    it holds a stack of disorder instances (arnn_gen.systems.instances).
+    it holds a stack of disorder instances (arnn_gen.systems.instances); ``backends``:
+    the kernels it can emit (``emit --backend``).
     """
 
     name: str
@@ -44,6 +45,9 @@ class Family:
     in_place: tuple[tuple[str, str, tuple[sp.Symbol, ...]], ...] = ()
     layout: str = "dense"  # the Reduction.layout it serves: "dense" or "frontier"
     instances: bool = False  # a module of several instances with a leading instance axis
+    #: The kernel backends its template can emit: "torch" always; "triton" where the
+    #: template has Triton kernels (arnn_gen.codegen.triton_printing).
+    backends: tuple[str, ...] = ("torch",)
 
 
 def is_indexed(*bases):

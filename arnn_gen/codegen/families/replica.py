@@ -233,4 +233,5 @@ FAMILY = Family(
     embedded=False,
     fused_multiply_add=FUSED_MULTIPLY_ADD,
     in_place=IN_PLACE,
+    backends=("torch", "triton"),
 )
