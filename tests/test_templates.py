@@ -53,6 +53,7 @@ PHYSICS_TEMPLATES = (
     "replica_instances.py.j2",
     "replica_triton.py.j2",
     "frontier_replica.py.j2",
+    "frontier_triton.py.j2",
     "frontier_exact.py.j2",
 )
 MACHINERY_TEMPLATES = (
@@ -64,6 +65,7 @@ MACHINERY_TEMPLATES = (
     "replica_instances_blocks.py.j2",
     "replica_triton_methods.py.j2",
     "frontier_blocks.py.j2",
+    "frontier_triton_methods.py.j2",
     "frontier_system.py.j2",
     "frontier_exact_tables.py.j2",
 )
@@ -105,6 +107,7 @@ CASES = (
     ("sk", {"variant": "krsb", "k": 2, "N": 6, "instances": "0-2"}),
     ("cw", {"variant": "inf", "N": 6, "J": (1.0, 0.5), "h": (0.0, 0.1)}),
     ("sk", {"variant": "krsb", "k": 2, "N": 6, "seed": 0, "backend": "triton"}),
+    ("rrg", {"variant": "krsb", "k": 2, "N": 8, "seed": 0, "backend": "triton"}),
 )
 
 

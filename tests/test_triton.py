@@ -89,7 +89,7 @@ def test_every_kernel_formula_of_the_replica_forms_prints():
 
 def test_the_backend_is_refused_where_there_are_no_kernels(tmp_path):
     for args in (("--system", "cw", "--variant", "exact"), ("--system", "sk", "--variant",
-                 "exact", "-N", "6"), ("--system", "ea2d", "-L", "3"),
+                 "exact", "-N", "6"), ("--system", "ea2d", "-L", "3", "--variant", "exact"),
                  ("--system", "sk", "-N", "6", "--instances", "0-1")):  # fmt: skip
         result = run("emit", *args, "--backend", "triton", "--out", tmp_path)
         assert result.exit_code == 1, result.output
@@ -207,3 +207,45 @@ def test_a_triton_module_trains(tmp_path, interpreted):
         results.append(train(model, config, None, progress=False))
     for mine, theirs in zip(results[1].rows, results[0].rows, strict=True):
         assert mine["free_energy"] == pytest.approx(theirs["free_energy"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        {"system": "ea2d", "L": 4, "variant": "krsb", "k": 1},
+        {"system": "rrg", "N": 12, "variant": "krsb", "k": 2, "seed": 1},
+        {"system": "ea2d", "L": 3, "W": 5, "boundary": "open", "variant": "rs"},
+    ],
+    ids=lambda options: f"{options['system']}-{options['variant']}",
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_the_frontier_kernels_equal_the_torch_code(tmp_path, interpreted, system, dtype):
+    """The frontier networks of sparse systems: forward, the gradients of log Q (the kernels'
+    backward pass), and sampling with log Q equal the torch module's, in the user's order."""
+    device = interpreted
+    modules = []
+    for backend in ("torch", "triton"):
+        stages = lower(beta=1.2, backend=backend, name=f"{backend}_frontier", **system)
+        modules.append(load_module(write_module(stages.ir, stages.source, stages.hamiltonian,
+                                                tmp_path, force=True)))  # fmt: skip
+    torch.manual_seed(4)
+    model = modules[1].Model(dtype=dtype, device=device, init="random")
+    model.TRITON_BLOCK_B = 8
+    reference = modules[0].Model(dtype=dtype, device=device)
+    reference.load_state_dict(model.state_dict())
+    tight = dtype == torch.float64
+    tolerance = {"rtol": 1e-10, "atol": 1e-12} if tight else {"rtol": 1e-5, "atol": 1e-5}
+    x = (torch.randint(0, 2, (BATCH, model.N), device=device) * 2 - 1).to(dtype)
+    assert model._triton_runs(x)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward(x), reference.forward(x), **tolerance)
+    weights = torch.linspace(0.5, 1.5, BATCH, dtype=dtype, device=device)
+    for module in (model, reference):
+        (module.log_prob(x) * weights).sum().backward()
+    for (name, mine), theirs in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, **tolerance, msg=name)
+    with torch.no_grad():
+        drawn = [m.sample_with_log_prob(BATCH, generator=torch.Generator(device=device)
+                                        .manual_seed(2)) for m in (model, reference)]  # fmt: skip
+    assert torch.equal(drawn[0][0], drawn[1][0])
+    torch.testing.assert_close(drawn[0][1], drawn[1][1], **tolerance)

@@ -53,4 +53,5 @@ FAMILY = Family(
     fused_multiply_add=replica.FUSED_MULTIPLY_ADD,
     in_place=tuple(entry for entry in replica.IN_PLACE if entry[0] != "cavity_update"),
     layout="frontier",
+    backends=("torch", "triton"),
 )
