@@ -2,10 +2,12 @@
 "Sparse systems: the frontier networks").
 
     python benchmarks/frontier_step.py [--sides 16 32 48 64] [--dense-sides 16 32]
-        [--batch 500] [--repeats 3] [--threads 1] [--device cpu|cuda] [--out FOLDER]
+        [--batch 500] [--repeats 3] [--threads 1] [--device cpu|cuda]
+        [--backend torch|triton] [--out FOLDER]
 
 On a GPU, ``--device cuda --sides 64 --dense-sides 32`` measures the design's goal of a
-frontier step at N = 4096 under 50 ms.
+frontier step at N = 4096 under 50 ms; ``--backend triton`` emits both networks with their
+Triton kernels (``emit --backend triton``).
 
 For each periodic L x L Edwards-Anderson lattice (gaussian couplings, seed 0, row-major
 order) it emits SK_1RSB twice, over the frontier (``ea2d``) and dense (the same couplings as
@@ -33,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(side: int, layout: str, batch: int, repeats: int, threads: int, device: str) -> dict:
+def measure(side: int, layout: str, batch: int, repeats: int, threads: int, device: str,
+            backend: str = "torch") -> dict:  # fmt: skip
     """One measurement, in this process: see the module docstring."""
     import torch
 
@@ -48,12 +51,13 @@ def measure(side: int, layout: str, batch: int, repeats: int, threads: int, devi
     width = frontier(lattice, site_order(lattice, "natural"))
     with tempfile.TemporaryDirectory() as folder:
         if layout == "frontier":
-            stages = lower("ea2d", L=side, W=side, seed=0)
+            stages = lower("ea2d", L=side, W=side, seed=0, backend=backend)
             ir, source, system = stages.ir, stages.source, stages.hamiltonian
         else:  # the same couplings, dense, through the dense replica family
             system = lattice.to_dense()
             reduction = reduce_conditional("general", "krsb", k=1)
-            ir = build_ir(system, reduction, beta=1.0, command="benchmarks/frontier_step.py")
+            ir = build_ir(system, reduction, beta=1.0, command="benchmarks/frontier_step.py",
+                          backend=backend)  # fmt: skip
             source = render_module(ir)
         module = load_module(write_module(ir, source, system, folder))
         model = module.Model(device=device)
@@ -87,6 +91,7 @@ def measure(side: int, layout: str, batch: int, repeats: int, threads: int, devi
         "N": N,
         "layout": layout,
         "family": ir.family,
+        "backend": backend,
         "batch": batch,
         "threads": threads,
         "device": device,
@@ -108,12 +113,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--backend", choices=("torch", "triton"), default="torch")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--one", nargs=2, metavar=("SIDE", "LAYOUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         record = measure(
-            int(args.one[0]), args.one[1], args.batch, args.repeats, args.threads, args.device
+            int(args.one[0]),
+            args.one[1],
+            args.batch,
+            args.repeats,
+            args.threads,
+            args.device,
+            args.backend,
         )
         print(json.dumps(record))
         return
@@ -123,7 +135,8 @@ def main() -> None:
     for side, layout in jobs:
         command = [sys.executable, __file__, "--one", str(side), layout, "--batch",
                    str(args.batch), "--repeats", str(args.repeats), "--threads",
-                   str(args.threads), "--device", args.device]  # fmt: skip
+                   str(args.threads), "--device", args.device, "--backend",
+                   args.backend]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         records.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(records[-1]), flush=True)

@@ -4,13 +4,24 @@
 # compiled 3 min, anneal 3 min for its two default runs and 6 min with ANNEAL_BETAS=39 (one
 # float32 compiled run, the whole protocol), eager about 1.5 min. Parts run in the order of
 # PARTS (default "tests compiled anneal eager", most needed first), so that a run cut short
-# by a time limit keeps the first ones.
-#   tests     the CUDA tests (pytest -k "cuda or gpu": CUDA == CPU, the CUDA graph of
-#             sampling, the fused backward on CUDA, the compiled passes on CUDA's blocks);
+# by a time limit keeps the first ones. The parts triton, instances and frontier have not
+# run on a GPU yet (their durations are not known).
+#   tests     the CUDA tests (pytest -k "cuda or gpu or triton": CUDA == CPU, the CUDA graph
+#             of sampling, the fused backward on CUDA, the compiled passes on CUDA's blocks,
+#             the Triton kernels against the torch code on CUDA);
 #   eager     SK_1RSB at N = 200, 1000, 2000 (B = 2000, float32, median of 5 after a
 #             warm-up) on CUDA, with the per-site baseline of benchmarks/persite.py at
 #             N = 200 and the logsigmoid floor;
 #   compiled  the same after model.enable_compile() at COMPILED_SIZES (default "200 1000");
+#   triton    benchmarks/triton_step.py: the card's exp + log throughput, then SK_1RSB with
+#             the torch and the Triton backend at TRITON_SIZES (default "200 1000 4000"),
+#             float32 and float64: sampling, log_prob and the training step, each as a
+#             fraction of that throughput;
+#   instances benchmarks/instances_step.py: SK_1RSB of ten instances in one module against
+#             one instance, N = 200, B = 2000, float32;
+#   frontier  benchmarks/frontier_step.py: the frontier SK_1RSB step of the 64 x 64 EA
+#             lattice (N = 4096) and the dense step at 32 x 32, B = 500, with the torch
+#             backend and then the Triton one;
 #   anneal    the paper's annealing protocol for SK_1RSB at N = 200 (B = 2000, 1000 steps per
 #             beta, 20000 evaluation samples) timed beta by beta over the last ANNEAL_BETAS
 #             (default 2) of its 39 betas by benchmarks/anneal.py, for each of ANNEAL_RUNS
@@ -23,7 +34,8 @@
 #
 # Writes into $OUT when it is set or, without it, ./bench_gpu:
 # nvidia_smi.csv, tests.log, eager/bench.{json,md}, compiled/bench.{json,md}, anneal.log,
-# gpu.log (8 files). It installs nothing that needs the network: torch with CUDA and the
+# triton/triton_step.json, instances/instances_step.jsonl, frontier/frontier_step.json (and
+# frontier_triton/), gpu.log. It installs nothing that needs the network: torch with CUDA and the
 # project's dependencies must be there; the package itself is installed editable (no
 # dependencies, no build isolation) only if it is not importable. The benchmarks run
 # benchmarks/harness.py of this checkout. A cost that runs out of GPU memory is
@@ -36,8 +48,9 @@ export PYTHONUNBUFFERED=1
 parts="${PARTS:-tests compiled anneal eager}"
 runs="${ANNEAL_RUNS:-float32:compiled float64:compiled}"
 for part in $parts; do
-    case "$part" in tests | eager | compiled | anneal) ;; *)
-        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal)" >&2
+    case "$part" in tests | eager | compiled | anneal | triton | instances | frontier) ;; *)
+        echo "gpu.sh: unknown part '$part' (tests, eager, compiled, anneal, triton," \
+            "instances, frontier)" >&2
         exit 2 ;;
     esac
 done
@@ -50,7 +63,8 @@ done
 
 part_tests() {
     step "CUDA tests"
-    python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests >"$out_dir/tests.log" 2>&1
+    python -m pytest -q -p no:cacheprovider -k "cuda or gpu or triton" tests \
+        >"$out_dir/tests.log" 2>&1
     local status=$?
     tail -n 15 "$out_dir/tests.log"
     return "$status"
@@ -68,6 +82,29 @@ part_compiled() {
     python benchmarks/harness.py --device cuda --architectures SK_1RSB \
         --sizes ${COMPILED_SIZES:-200 1000} --persite-max-n 200 --repeats 5 --compiled \
         --out "$out_dir/compiled"
+}
+
+part_triton() {
+    step "Triton kernels against the torch code"
+    # shellcheck disable=SC2086
+    python benchmarks/triton_step.py --device cuda --sizes ${TRITON_SIZES:-200 1000 4000} \
+        --out "$out_dir/triton"
+}
+
+part_instances() {
+    step "ten SK instances in one module, N = 200"
+    python benchmarks/instances_step.py -N 200 --instances 10 --device cuda \
+        --out "$out_dir/instances"
+}
+
+part_frontier() {
+    local status=0
+    step "frontier step, 64 x 64 EA (torch, then triton)"
+    python benchmarks/frontier_step.py --device cuda --sides 64 --dense-sides 32 \
+        --out "$out_dir/frontier" || status=1
+    python benchmarks/frontier_step.py --device cuda --sides 64 --dense-sides 32 \
+        --backend triton --out "$out_dir/frontier_triton" || status=1
+    return "$status"
 }
 
 part_anneal() {

@@ -108,8 +108,8 @@ def measure(sizes, k: int, batch: int, dtypes, repeats: int, device: str,  # noq
                 for dtype in dtypes:
                     model = module.Model(device=device, dtype=getattr(torch, dtype))
                     costs = _measure_costs(model, batch, repeats, device, None)
-                    case = {"N": N, "backend": backend, "dtype": dtype,
-                            **{key: value for key, value in costs.items() if key != "details"}}  # fmt: skip
+                    timings = {key: value for key, value in costs.items() if key != "details"}
+                    case = {"N": N, "backend": backend, "dtype": dtype, **timings}
                     rate = report["throughput"][dtype]["per_second"]
                     for name in ("sample", "train_step"):
                         seconds = case.get(f"{name}_s")
