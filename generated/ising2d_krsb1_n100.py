@@ -595,16 +595,19 @@ class Ising2D1RSB(torch.nn.Module):
             _check_spins(x, self.N)
         spins = x.to(self._dtype())[:, self.order]  # [B, N] in positions
         prefix = self._prefix_fields(spins)  # [B, N, D + 1]
+        return self._logits_of_prefix(prefix)[:, self.position]
+
+    def _logits_of_prefix(self, prefix):
+        """Logits [B, N] in positions from the prefix fields [B, N, D + 1], block by block."""
         through_sigmoid = self._through_sigmoid()
-        recompute = torch.is_grad_enabled() and self._layer_bytes(spins) > self.KEPT_LAYER_BYTES
+        recompute = torch.is_grad_enabled() and self._layer_bytes(prefix) > self.KEPT_LAYER_BYTES
         weight, bias, hidden = self._parameters_by_pair()  # once: a0 masked, [2, N, W]
         parameters = (weight, bias, *hidden)
         logits = [
             self._block_logits(prefix, first, end, through_sigmoid, recompute, parameters)
             for first, end in self._blocks()
         ]
-        logits = torch.cat(logits, 1)
-        return logits[:, self.position]
+        return torch.cat(logits, 1)
 
     def sample(self, batch_size, generator=None):
         """x [B, N] by ancestral sampling along the order (see _draw)."""
@@ -663,10 +666,11 @@ class Ising2D1RSB(torch.nn.Module):
         start = self.fields[None, :, None].expand(spins.shape[0], -1, 1)
         return torch.cat([start, increments], 2).cumsum(2)  # [B, N, D + 1]
 
-    def _layer_bytes(self, spins):
-        """Bytes the layers of forward keep for autograd with a batch of ``spins``: each
-        layer's input and output, 2 signs x (K + 2) layers x 2 tensors of [B, N, W]."""
-        batch, size = spins.shape[0], spins.element_size()
+    def _layer_bytes(self, batch_of):
+        """Bytes the layers of forward keep for autograd with the batch of ``batch_of`` (its
+        first axis, in its dtype: the spins or their prefix fields): each layer's input and
+        output, 2 signs x (K + 2) layers x 2 tensors of [B, N, W]."""
+        batch, size = batch_of.shape[0], batch_of.element_size()
         return 2 * (self.K + 2) * 2 * batch * self.N * self.width * size
 
     def _blocks(self):

@@ -20,8 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from arnn_gen.cli import main
-from arnn_gen.codegen.emit import load_module
+from arnn_gen.codegen.emit import load_module, write_module
 from arnn_gen.codegen.regenerate import CANONICAL
+from arnn_gen.pipeline import lower
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "generated"
@@ -92,6 +93,29 @@ def test_generated_files_are_ruff_formatted():
     done = subprocess.run(
         [ruff, "format", "--check", "--diff", *files], cwd=ROOT, capture_output=True, text=True
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("system", "options"),
+    [
+        ("sk", {"N": 12, "backend": "triton"}),
+        ("sk", {"N": 12, "variant": "rs", "backend": "triton"}),
+        ("rrg", {"N": 12, "k": 2, "backend": "triton"}),
+        ("cw", {"N": 12, "variant": "inf", "J": (0.5, 1.0), "h": (0.0, 0.1)}),
+    ],
+    ids=["sk-triton", "sk-rs-triton", "rrg-triton", "cw-inf-instances"],
+)
+def test_modules_not_in_generated_are_ruff_formatted_too(tmp_path, system, options):
+    """The emitted modules outside generated/ (the Triton backend, Curie-Weiss instances)
+    are left as they are by ruff format as well."""
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    stages = lower(system, **options)
+    path = write_module(stages.ir, stages.source, stages.hamiltonian, tmp_path)
+    done = subprocess.run([ruff, "format", "--check", "--diff", str(path)], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
 

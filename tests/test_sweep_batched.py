@@ -375,3 +375,19 @@ def test_a_failed_bundle_fails_each_of_its_tasks(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())["tasks"]
     assert {(e["state"], e["attempts"]) for e in manifest.values()} == {("failed", 1)}
     assert all("diverged on purpose" in e["error"] for e in manifest.values())
+
+
+def test_a_bundle_stays_within_the_bounds_of_a_training_step():
+    """K N^2 couplings within the dense budget, and K x N x the largest draw (the batch, the
+    final P(q), the sweep's P(q)) within MAX_BATCH_SPINS, as arnn-gen train requires."""
+    from arnn_gen.checks import MAX_BATCH_SPINS, MAX_DENSE_N
+    from arnn_gen.learn.train import TrainConfig
+    from arnn_gen.sweep.task import bundle_capacity
+
+    for N, batch, samples in ((20, 2000, 20000), (1000, 2000, 20000), (200, 500, 1000)):  # noqa: N806
+        config = TrainConfig(beta=1.0, batch=batch, eval_samples=samples)
+        capacity = bundle_capacity(N, config)
+        drawn = max(batch, samples, 2000)
+        assert capacity * N * drawn <= MAX_BATCH_SPINS and capacity * N * N <= MAX_DENSE_N**2
+        assert (capacity + 1) * N * drawn > MAX_BATCH_SPINS or capacity == 1024
+    assert bundle_capacity(1000) == MAX_DENSE_N**2 // 1000**2  # the couplings alone

@@ -64,8 +64,10 @@ MACHINERY_TEMPLATES = (
     "replica_settings.py.j2",
     "replica_instances_blocks.py.j2",
     "replica_triton_methods.py.j2",
+    "replica_triton_gradients.py.j2",
     "frontier_blocks.py.j2",
     "frontier_triton_methods.py.j2",
+    "frontier_triton_gradients.py.j2",
     "frontier_system.py.j2",
     "frontier_exact_tables.py.j2",
 )

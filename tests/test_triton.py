@@ -170,6 +170,8 @@ def test_the_kernels_equal_the_torch_code(tmp_path, interpreted, k, dtype):
         x, log_q = module.sample_with_log_prob(BATCH, generator=generator)
         (log_q * weights).sum().backward()
         module.sampled = x, log_q.detach()
+    if device == "cuda":  # the sampling launches were captured and replayed as a graph
+        assert model._graph is not None
     assert torch.equal(model.sampled[0], reference.sampled[0])
     torch.testing.assert_close(model.sampled[1], reference.sampled[1], **tolerance)
     for (name, mine), theirs in zip(model.named_parameters(), reference.parameters(), strict=True):
@@ -191,6 +193,21 @@ def test_the_torch_code_runs_where_the_kernels_do_not(tmp_path, monkeypatch):
     log_q = interpreted.log_prob(x)
     log_q.sum().backward()  # the couplings' gradients come from the torch code
     assert interpreted.J.grad is not None
+
+
+def test_tensors_beyond_32_bit_offsets_take_the_torch_code(tmp_path, interpreted):
+    """The kernels index with 32-bit offsets: a call whose log rho [2, N, B] (dense) or prefix
+    fields [B, N, D + 1] (frontier) would exceed them runs the torch code."""
+    _, with_triton = emit_pair(tmp_path, 1)
+    model = with_triton.Model(device=interpreted)
+    assert model._triton_runs(torch.zeros(1, device=interpreted).expand(2**30 - 1))
+    assert not model._triton_runs(torch.zeros(1, device=interpreted).expand(2**30))
+    stages = lower("ea2d", L=4, backend="triton", name="frontier_offsets")
+    frontier = load_module(write_module(stages.ir, stages.source, stages.hamiltonian, tmp_path))
+    model = frontier.Model(device=interpreted)
+    depth = model.earlier.shape[1] + 1
+    assert model._triton_runs(torch.zeros(1, device=interpreted).expand(2**31 // depth - 1))
+    assert not model._triton_runs(torch.zeros(1, device=interpreted).expand(2**31 // depth + 1))
 
 
 def test_a_triton_module_trains(tmp_path, interpreted):
@@ -230,7 +247,7 @@ def test_the_frontier_kernels_equal_the_torch_code(tmp_path, interpreted, system
                                                 tmp_path, force=True)))  # fmt: skip
     torch.manual_seed(4)
     model = modules[1].Model(dtype=dtype, device=device, init="random")
-    model.TRITON_BLOCK_B = 8
+    model.TRITON_BLOCK_W, model.TRITON_BLOCK_B = 4, 8  # several chunks of each frontier
     reference = modules[0].Model(dtype=dtype, device=device)
     reference.load_state_dict(model.state_dict())
     tight = dtype == torch.float64
@@ -249,3 +266,24 @@ def test_the_frontier_kernels_equal_the_torch_code(tmp_path, interpreted, system
                                         .manual_seed(2)) for m in (model, reference)]  # fmt: skip
     assert torch.equal(drawn[0][0], drawn[1][0])
     torch.testing.assert_close(drawn[0][1], drawn[1][1], **tolerance)
+
+
+def test_a_frontier_backward_pass_can_itself_be_differentiated(tmp_path, interpreted):
+    """create_graph=True through the kernels' backward pass: a Hessian-vector product of
+    log Q equals the torch module's (the differentiable backward takes the torch code)."""
+    modules = []
+    for backend in ("torch", "triton"):
+        stages = lower("ea2d", L=3, variant="krsb", k=1, backend=backend, name=f"hvp_{backend}")
+        modules.append(load_module(write_module(stages.ir, stages.source, stages.hamiltonian,
+                                                tmp_path)))  # fmt: skip
+    torch.manual_seed(5)
+    model = modules[1].Model(dtype=torch.float64, device=interpreted, init="random")
+    reference = modules[0].Model(dtype=torch.float64, device=interpreted)
+    reference.load_state_dict(model.state_dict())
+    x = (torch.randint(0, 2, (BATCH, model.N), device=interpreted) * 2 - 1).double()
+    products = []
+    for module in (model, reference):
+        (grad,) = torch.autograd.grad(module.log_prob(x).sum(), module.a1, create_graph=True)
+        (product,) = torch.autograd.grad((grad * torch.ones_like(grad)).sum(), module.a1)
+        products.append(product)
+    torch.testing.assert_close(products[0], products[1], rtol=1e-10, atol=1e-12)

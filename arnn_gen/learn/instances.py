@@ -30,6 +30,7 @@ from arnn_gen.files import write_atomically
 from arnn_gen.learn.observables import estimates_from, overlap_histogram
 from arnn_gen.learn.train import (
     _CHECKPOINT_VERSION,
+    OVERLAP_FINAL_SAMPLES,
     TrainConfig,
     TrainResult,
     _check_finite,
@@ -288,7 +289,8 @@ def train_instances(
     model.beta = betas[-1]
     finals = _estimates(model, betas[-1], config, generators)
     with torch.no_grad():
-        x = model.sample(min(config.eval_samples, 20000), generator=generators)  # [K, S, N]
+        samples = min(config.eval_samples, OVERLAP_FINAL_SAMPLES)
+        x = model.sample(samples, generator=generators)  # [K, S, N]
     results = []
     for k in range(count):
         _check_finite(finals[k], betas[-1])

@@ -104,6 +104,10 @@ def _positive(name: str, value, *, integer: bool = False, allow_zero: bool = Fal
     return value
 
 
+#: Most samples of the final P(q) histogram of a run (fewer with fewer --eval-samples).
+OVERLAP_FINAL_SAMPLES = 20000
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Variational training with annealing (defaults: the paper's protocol)."""
@@ -616,9 +620,9 @@ def train(
     final = metrics_row(final_estimates, exact_free_energy(model, betas[-1]))
     with torch.no_grad():
         if parallel is None:
-            x = model.sample(min(config.eval_samples, 20000), generator=generator)
+            x = model.sample(min(config.eval_samples, OVERLAP_FINAL_SAMPLES), generator=generator)
         else:
-            x = parallel.sample(model, min(config.eval_samples, 20000), generator)
+            x = parallel.sample(model, min(config.eval_samples, OVERLAP_FINAL_SAMPLES), generator)
     edges, density = overlap_histogram(x)
     final["overlap_edges"] = [float(v) for v in edges]
     final["overlap_density"] = [float(v) for v in density]

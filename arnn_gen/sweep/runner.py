@@ -213,7 +213,7 @@ def _units(todo: list[SweepTask]) -> list[list[SweepTask]]:
             units.append([task])
             continue
         unit = open_units.get(key)
-        if unit is None or len(unit) >= bundle_capacity(task.N):
+        if unit is None or len(unit) >= bundle_capacity(task.N, task.config):
             unit = open_units[key] = []
             units.append(unit)
         unit.append(task)

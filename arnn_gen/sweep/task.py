@@ -46,13 +46,21 @@ def run_folder(task: SweepTask, out) -> Path:
     return Path(out) / task.group / task.architecture
 
 
-def bundle_capacity(N: int) -> int:  # noqa: N803
+def bundle_capacity(N: int, config=None) -> int:  # noqa: N803
     """Most instances of N spins one module holds: their K [N, N] couplings within the
-    dense budget (arnn_gen.checks.MAX_DENSE_N), at most MAX_INSTANCES."""
-    from arnn_gen.checks import MAX_DENSE_N
+    dense budget (arnn_gen.checks.MAX_DENSE_N), at most MAX_INSTANCES, and with ``config``
+    (a TrainConfig) K x N x the largest batch it draws (training, estimate, P(q)) within
+    MAX_BATCH_SPINS, the bound of ``arnn-gen train`` on a module of several instances."""
+    from arnn_gen.checks import MAX_BATCH_SPINS, MAX_DENSE_N
+    from arnn_gen.learn.train import OVERLAP_FINAL_SAMPLES
     from arnn_gen.systems.instances import MAX_INSTANCES
 
-    return max(1, min(MAX_INSTANCES, MAX_DENSE_N**2 // max(1, N * N)))
+    capacity = min(MAX_INSTANCES, MAX_DENSE_N**2 // max(1, N * N))
+    if config is not None:  # estimates draw batch at a time; the final P(q) at once
+        final = min(config.eval_samples, OVERLAP_FINAL_SAMPLES)
+        drawn = max(config.batch, final, OVERLAP_SAMPLES)
+        capacity = min(capacity, MAX_BATCH_SPINS // max(1, drawn * N))
+    return max(1, capacity)
 
 
 def build_model(task: SweepTask, modules):
@@ -283,7 +291,7 @@ def run_bundle(tasks, out, *, threads: int | None = None, progress: bool = False
     groups: dict[int, list[SweepTask]] = {}
     for task in pending:  # those stopped at one beta resume in one module
         groups.setdefault(_checkpoint_beta(task, out), []).append(task)
-    capacity = bundle_capacity(tasks[0].N)
+    capacity = bundle_capacity(tasks[0].N, tasks[0].config)
     for start, members in sorted(groups.items()):
         for first in range(0, len(members), capacity):
             chunk = members[first : first + capacity]
@@ -323,7 +331,7 @@ def _train_bundle(members, out, *, resume: bool, progress: bool) -> dict[str, di
             raise ArnnGenError(f"{task.id}: the final estimate is not finite")
         finished = read_result(task, out)
         if finished is None:  # pragma: no cover (train_instances wrote the metrics just now)
-            raise ArnnGenError(f"{task.id}: the run folder {folders[0].parent} holds no final "
-                               "metrics")  # fmt: skip
+            raise ArnnGenError(f"{task.id}: the run folder {run_folder(task, out)} holds no "
+                               "final metrics")  # fmt: skip
         results[task.id] = {**finished, "seconds": seconds, "trained": True}
     return results
