@@ -395,41 +395,11 @@ def resolve(
 
     if backend not in BACKENDS:
         raise ArnnGenError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    request = _resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
-                       couplings=couplings, name=name, dtype=dtype, symbolic=symbolic, L=L,
-                       W=W, boundary=boundary, disorder=disorder, degree=degree, format=format,
-                       order=order, instances=instances)  # fmt: skip
-    return replace(request, backend=backend)
-
-
-def _resolve(
-    system: str,
-    *,
-    variant: str | None = None,
-    N: int | None = None,  # noqa: N803
-    k: int = 1,
-    beta: float = 1.0,
-    J: float = 1.0,  # noqa: N803
-    h: float = 0.0,
-    seed: int = 0,
-    couplings: str | None = None,
-    name: str | None = None,
-    dtype: str | None = None,
-    symbolic: bool = False,
-    L: int | None = None,  # noqa: N803
-    W: int | None = None,  # noqa: N803
-    boundary: str = "periodic",
-    disorder: str = "gaussian",
-    degree: int = 3,
-    format: str = "auto",  # noqa: A002
-    order: str = "auto",
-    instances=None,
-) -> Request:
-    """:func:`resolve` without the backend."""
     if _several(J) or _several(h):
         return _curie_weiss_instances(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h,
                                       seed=seed, couplings=couplings, name=name, dtype=dtype,
-                                      symbolic=symbolic, instances=instances)  # fmt: skip
+                                      symbolic=symbolic, instances=instances,
+                                      backend=backend)  # fmt: skip
     if couplings is not None and not isinstance(couplings, str):
         files = tuple(str(file) for file in couplings)
         if not files:
@@ -440,7 +410,7 @@ def _resolve(
                                    "--instances nor --seed with them")  # fmt: skip
             request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, seed=seed,
                               couplings=files[0], name=name, dtype=dtype, symbolic=symbolic,
-                              format=format, order=order, L=L, W=W)  # fmt: skip
+                              format=format, order=order, L=L, W=W, backend=backend)  # fmt: skip
             _check_batched(request, len(files))
             return replace(request, instance_files=files)
         couplings = files[0]
@@ -453,7 +423,7 @@ def _resolve(
             raise ArnnGenError("give either --seed or --instances, not both")
         seeds = parse_instances(instances)
         request = resolve(system, variant=variant, N=N, k=k, beta=beta, J=J, h=h, name=name,
-                          dtype=dtype, symbolic=symbolic)  # fmt: skip
+                          dtype=dtype, symbolic=symbolic, backend=backend)  # fmt: skip
         _check_batched(request, len(seeds))
         return replace(request, instances=seeds)
     variant = resolve_variant(system, variant)
@@ -480,7 +450,8 @@ def _resolve(
     if order != "auto" and system not in (*SPARSE_SYSTEMS, "general"):
         raise ArnnGenError(f"--order applies to sparse systems, not {system}")
     request = Request(system, variant, k, None, beta, J, h, seed, couplings, name, dtype,
-                      None, None, boundary, disorder, degree, format, order)  # fmt: skip
+                      None, None, boundary, disorder, degree, format, order,
+                      backend=backend)  # fmt: skip
     if system in LATTICES:
         if N is not None:
             raise ArnnGenError(f"--system {system} takes its size from -L (and -W), not -N")

@@ -11,25 +11,13 @@ import shutil
 import pytest
 import torch
 from cli_runner import assert_one_line_error, run
+from test_sweep import SCHEDULE  # the schedule of the sweep tests, float64
 
 from arnn_gen.errors import ArnnGenError
 from arnn_gen.sweep import MANIFEST, expand, read_sweep, run_sweep
 from arnn_gen.sweep.runner import _units
 from arnn_gen.sweep.task import run_folder
 from arnn_gen.systems import sherrington_kirkpatrick
-
-SCHEDULE = """
-[schedule]
-beta = 1.4
-beta_start = 1.0
-beta_step = 0.2
-steps_per_beta = 4
-batch = 64
-lr = 1e-2
-eval_samples = 128
-dtype = "float64"
-device = "cpu"
-"""
 
 #: SK instances (the replica networks batched, the baseline 1L alone), two couplings files
 #: of general, and a Curie-Weiss table, which has no batched form.
