@@ -526,6 +526,22 @@ class General1RSB(torch.nn.Module):
         x = torch.where(uniform < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype)
         return x, logit
 
+    @torch.no_grad()
+    def _sample(self, batch_size, generator=None):
+        """(x [B, N], logits [B, N]) by ancestral sampling (_draw). The uniforms of all the
+        sites are drawn at once (on the CPU the same numbers as one draw per site); on CUDA
+        the N steps are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is
+        False."""
+        device, dtype = self.J.device, self._dtype()
+        uniforms = torch.rand(self.N, batch_size, generator=generator, device=device, dtype=dtype)
+        if device.type == "cuda" and self.CUDA_GRAPHS:
+            x, logits = self._replay_draw(uniforms)
+        else:
+            x, logits = self._draw(uniforms)
+        # copies, never views: the graph's outputs are overwritten by its next replay
+        contiguous = torch.contiguous_format
+        return x.T.clone(memory_format=contiguous), logits.T.clone(memory_format=contiguous)
+
     def _forward(self, x):
         """Logits [B, N] of every conditional, in one pass over a few blocks of sites.
 
@@ -890,22 +906,6 @@ class General1RSB(torch.nn.Module):
             for index, grad in enumerate(block_grads[-2:]):  # [c, B]
                 rows[:, first:end, index - 2] = grad.T
         return rows
-
-    @torch.no_grad()
-    def _sample(self, batch_size, generator=None):
-        """(x [B, N], logits [B, N]) by ancestral sampling (_draw). The uniforms of all the
-        sites are drawn at once (on the CPU the same numbers as one draw per site); on CUDA
-        the N steps are replayed from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is
-        False."""
-        device, dtype = self.J.device, self._dtype()
-        uniforms = torch.rand(self.N, batch_size, generator=generator, device=device, dtype=dtype)
-        if device.type == "cuda" and self.CUDA_GRAPHS:
-            x, logits = self._replay_draw(uniforms)
-        else:
-            x, logits = self._draw(uniforms)
-        # copies, never views: the graph's outputs are overwritten by its next replay
-        contiguous = torch.contiguous_format
-        return x.T.clone(memory_format=contiguous), logits.T.clone(memory_format=contiguous)
 
     def _replay_draw(self, uniforms):
         """_draw(uniforms) on CUDA through a CUDA graph: its N steps (about a dozen small

@@ -365,6 +365,9 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
     #: cache (docs/performance.md, "Many instances in one module").
     PAIRS_PER_BLOCK = 128
     PAIRS_PER_BLOCK_CUDA = 16384
+    #: On CUDA, sampling replays its N sequential steps from a CUDA graph (_replay_draw):
+    #: the steps are small kernels whose launch costs more than their work.
+    CUDA_GRAPHS = True
 
     def __init__(
         self,
@@ -387,6 +390,9 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
         # Parameters live on the square [instance, sign, i, l]; only l > i is used (mask).
         self.register_buffer("later", torch.ones(N, N, device=device).triu(1).bool(), False)
         self._blocks = {}  # device type -> blocks of sites (_blocks_on)
+        self._graph = None  # (key, CUDA graph, input, outputs) of sampling (_replay_draw)
+        self._capturing = False  # True while _replay_draw captures the graph
+        self._compiled = {}  # no compiled steps: a module of several instances runs eagerly
         self.a0 = torch.nn.Parameter(torch.empty(count, 2, N, N, device=device, dtype=dtype))
         self.a1 = torch.nn.Parameter(torch.empty(count, 2, N, N, device=device, dtype=dtype))
         self.b1 = torch.nn.Parameter(torch.empty(count, 2, N, N, device=device, dtype=dtype))
@@ -536,11 +542,18 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
     @torch.no_grad()
     def _sample(self, batch_size, generator=None):
         """(x [K, B, N], logits [K, B, N]) by ancestral sampling from the uniforms of
-        _uniforms (one generator, or one per instance)."""
+        _uniforms (one generator, or one per instance); on CUDA the N steps are replayed
+        from a CUDA graph (_replay_draw) unless CUDA_GRAPHS is False."""
         uniforms = _uniforms(self.INSTANCES, self.N, batch_size, generator, self.J.device,
                              self._dtype())  # fmt: skip
-        spins, logits = self._draw(uniforms)
-        return spins.transpose(1, 2).contiguous(), logits.transpose(1, 2).contiguous()
+        if uniforms.device.type == "cuda" and self.CUDA_GRAPHS:
+            spins, logits = self._replay_draw(uniforms)
+        else:
+            spins, logits = self._draw(uniforms)
+        # copies, never views: the graph's outputs are overwritten by its next replay
+        contiguous = torch.contiguous_format
+        return (spins.transpose(1, 2).clone(memory_format=contiguous),
+                logits.transpose(1, 2).clone(memory_format=contiguous))  # fmt: skip
 
     def _draw(self, uniforms):
         """(x [K, N, B], logits [K, N, B]) from uniforms [K, N, B]: x_i = +1 where
@@ -783,6 +796,72 @@ class SherringtonKirkpatrick1RSB(torch.nn.Module):
             logit_grad * (1),
         )
         return (*grads, *(r.sum(-1) for r in residual))
+
+    def _replay_draw(self, uniforms):
+        """_draw(uniforms) on CUDA through a CUDA graph: its N steps (about a dozen small
+        kernels each) are captured once and then replayed as one launch. The graph reads the
+        parameters where they are, so in-place changes (optimizer steps, load_state_dict)
+        need no new capture; another batch size, dtype, device, compile state or parameter
+        storage captures again, keeping one graph (moving the model drops it, _apply). The
+        outputs are the graph's own buffers, valid until the next replay; sampling from
+        several threads at once is not supported. A failed capture warns once and sampling
+        stays eager; running out of memory is raised as it is."""
+        storage = tuple(t.data_ptr() for t in (self.J, self.h, *self._trained()))
+        compiled = tuple(self._compiled)  # a compiled step, or its eager fallback
+        key = (tuple(uniforms.shape), uniforms.dtype, uniforms.device, compiled, storage)
+        if self._graph is None or self._graph[0] != key:
+            self._graph = None
+            stream = torch.cuda.current_stream(uniforms.device)
+            try:
+                self._graph = (key, *self._capture_draw(uniforms))
+            except Exception as error:
+                torch.cuda.set_stream(stream)  # a failed capture can leave its stream current
+                if isinstance(error, torch.cuda.OutOfMemoryError):
+                    raise
+                import warnings
+
+                cause = error.__context__ or error  # the body's error, not capture_end's
+                warnings.warn(f"CUDA graph capture failed ({cause}); sampling eagerly",
+                              stacklevel=5)  # fmt: skip
+                self.CUDA_GRAPHS = False
+                return self._draw(uniforms)
+        _, graph, static_uniforms, outputs = self._graph
+        static_uniforms.copy_(uniforms)
+        graph.replay()
+        return outputs
+
+    def _capture_draw(self, uniforms):
+        """(graph, its input, its outputs) of _draw: a warm-up pass on a side stream (which
+        also compiles, after enable_compile), then the capture, on the uniforms' device.
+        The buffers are made outside inference mode, so that a graph first captured under
+        torch.inference_mode() still takes its input later outside it."""
+        device = uniforms.device
+        with torch.inference_mode(False), torch.no_grad(), torch.cuda.device(device):
+            static_uniforms = uniforms.clone()
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                self._draw(static_uniforms)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            self._capturing = True
+            try:
+                with torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
+                    outputs = self._draw(static_uniforms)
+            finally:
+                self._capturing = False
+        return graph, static_uniforms, outputs
+
+    def _apply(self, fn, *args, **kwargs):
+        """Module._apply (to, cuda, cpu, float, ...): the CUDA graph of sampling, which
+        holds the old storage and its memory pool, is dropped."""
+        self._graph = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self):
+        """Pickling and deepcopy leave the CUDA graph of sampling behind (captured again)."""
+        getstate = getattr(super(), "__getstate__", None)  # torch's, where it has one
+        return {**(getstate() if getstate else self.__dict__), "_graph": None}
 
 
 Model = SherringtonKirkpatrick1RSB

@@ -274,3 +274,32 @@ def test_several_files_take_no_seeds(tmp_path):
         systems.sherrington_kirkpatrick(5, seed=seed).save(files[-1])
     with pytest.raises(ArnnGenError, match="neither --instances nor --seed"):
         lower("general", couplings=[str(f) for f in files], seed=3)
+
+
+@pytest.mark.gpu
+def test_the_cuda_graph_of_batched_sampling_replays_the_eager_steps(modules):
+    """On CUDA the K instances' N sampling steps are replayed from one CUDA graph: the same
+    draws as the eager loop (per-instance generators), replayed for the next batch of the
+    same size, captured again for another size."""
+    batched, _ = modules
+    torch.manual_seed(0)
+    graphed = batched.Model(dtype=torch.float64, device="cuda", init="random")
+    eager = batched.Model(dtype=torch.float64, device="cuda")
+    eager.load_state_dict(graphed.state_dict())
+    eager.CUDA_GRAPHS = False
+
+    def draws(batch, seed):
+        out = []
+        for model in (graphed, eager):
+            streams = [torch.Generator(device="cuda").manual_seed(seed + k) for k in SEEDS]
+            out.append(model.sample_with_log_prob(batch, generator=streams))
+        assert torch.equal(out[0][0], out[1][0])
+        torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-12, atol=1e-12)
+
+    draws(64, 0)
+    first = graphed._graph
+    assert first is not None and eager._graph is None
+    draws(64, 1)
+    assert graphed._graph is first  # replayed, not captured again
+    draws(32, 2)
+    assert graphed._graph is not first
