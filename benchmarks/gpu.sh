@@ -18,7 +18,8 @@
 #             float32 and float64: sampling, log_prob and the training step, each as a
 #             fraction of that throughput;
 #   instances benchmarks/instances_step.py: SK_1RSB of ten instances in one module against
-#             one instance, N = 200, B = 2000, float32;
+#             one instance, N = 200, B = 2000, float32, with the torch and the Triton
+#             backend;
 #   frontier  benchmarks/frontier_step.py: the frontier SK_1RSB step of the 64 x 64 EA
 #             lattice (N = 4096) and the dense step at 32 x 32, B = 500, with the torch
 #             backend and then the Triton one;
@@ -92,9 +93,13 @@ part_triton() {
 }
 
 part_instances() {
-    step "ten SK instances in one module, N = 200"
-    python benchmarks/instances_step.py -N 200 --instances 10 --device cuda \
-        --out "$out_dir/instances"
+    local backend status=0
+    for backend in torch triton; do
+        step "ten SK instances in one module, N = 200, $backend backend"
+        python benchmarks/instances_step.py -N 200 --instances 10 --device cuda \
+            --backend "$backend" --out "$out_dir/instances" || status=1
+    done
+    return "$status"
 }
 
 part_frontier() {

@@ -2,7 +2,8 @@
 "Many instances in one module").
 
     python benchmarks/instances_step.py [-N 50] [--instances 8] [--batch 2000] [-k 1]
-        [--repeats 5] [--threads 1] [--device cpu|cuda] [--dtype float32] [--out FOLDER]
+        [--repeats 5] [--threads 1] [--device cpu|cuda] [--dtype float32]
+        [--backend torch|triton] [--out FOLDER]
 
 On a GPU, ``-N 200 --instances 10 --device cuda`` measures the design's goal: ten instances
 in under three times the step of one.
@@ -55,7 +56,7 @@ def _stepper(model, batch: int, device: str):
 
 
 def measure(N: int, instances: int, batch: int, k: int, repeats: int, threads: int,  # noqa: N803
-            device: str, dtype: str) -> dict:  # fmt: skip
+            device: str, dtype: str, backend: str = "torch") -> dict:  # fmt: skip
     import torch
 
     from arnn_gen.codegen.emit import load_module, write_module
@@ -64,12 +65,14 @@ def measure(N: int, instances: int, batch: int, k: int, repeats: int, threads: i
     torch.set_num_threads(threads)
     kind = getattr(torch, dtype)
     with tempfile.TemporaryDirectory() as folder:
-        stages = lower("sk", variant="krsb", k=k, N=N, instances=f"0-{instances - 1}")
+        stages = lower("sk", variant="krsb", k=k, N=N, instances=f"0-{instances - 1}",
+                       backend=backend)  # fmt: skip
         path = write_module(stages.ir, stages.source, stages.hamiltonian, folder)
         batched = load_module(path).Model(device=device, dtype=kind)
         singles = []
         for seed in range(instances):
-            stages = lower("sk", variant="krsb", k=k, N=N, seed=seed, name=f"alone{seed}")
+            stages = lower("sk", variant="krsb", k=k, N=N, seed=seed, name=f"alone{seed}",
+                           backend=backend)  # fmt: skip
             path = write_module(stages.ir, stages.source, stages.hamiltonian, folder)
             singles.append(load_module(path).Model(device=device, dtype=kind))
         steppers = [_stepper(model, batch, device) for model in (batched, *singles)]
@@ -88,6 +91,7 @@ def measure(N: int, instances: int, batch: int, k: int, repeats: int, threads: i
         "k": k,
         "dtype": dtype,
         "device": device,
+        "backend": backend,
         "threads": threads,
         "batched_step_s": together,
         "single_step_s": one,
@@ -107,13 +111,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--backend", default="torch", choices=("torch", "triton"))
     parser.add_argument("--out", default=None)
     options = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
 
     report = measure(options.N, options.instances, options.batch, options.k, options.repeats,
-                     options.threads, options.device, options.dtype)  # fmt: skip
+                     options.threads, options.device, options.dtype, options.backend)  # fmt: skip
     report.update(torch=torch.__version__, machine=platform.machine(),
                   processor=platform.processor() or platform.machine())  # fmt: skip
     if options.device == "cuda":

@@ -103,8 +103,9 @@ def test_generated_files_are_ruff_formatted():
         ("sk", {"N": 12, "variant": "rs", "backend": "triton"}),
         ("rrg", {"N": 12, "k": 2, "backend": "triton"}),
         ("cw", {"N": 12, "variant": "inf", "J": (0.5, 1.0), "h": (0.0, 0.1)}),
+        ("sk", {"N": 12, "instances": "0-2", "backend": "triton"}),
     ],
-    ids=["sk-triton", "sk-rs-triton", "rrg-triton", "cw-inf-instances"],
+    ids=["sk-triton", "sk-rs-triton", "rrg-triton", "cw-inf-instances", "sk-instances-triton"],
 )
 def test_modules_not_in_generated_are_ruff_formatted_too(tmp_path, system, options):
     """The emitted modules outside generated/ (the Triton backend, Curie-Weiss instances)

@@ -110,6 +110,7 @@ CASES = (
     ("cw", {"variant": "inf", "N": 6, "J": (1.0, 0.5), "h": (0.0, 0.1)}),
     ("sk", {"variant": "krsb", "k": 2, "N": 6, "seed": 0, "backend": "triton"}),
     ("rrg", {"variant": "krsb", "k": 2, "N": 8, "seed": 0, "backend": "triton"}),
+    ("sk", {"variant": "krsb", "k": 1, "N": 6, "instances": "0-1", "backend": "triton"}),
 )
 
 

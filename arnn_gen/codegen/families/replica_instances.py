@@ -17,4 +17,5 @@ FAMILY = Family(
     fused_multiply_add=replica.FAMILY.fused_multiply_add,
     in_place=replica.FAMILY.in_place,
     instances=True,
+    backends=replica.FAMILY.backends,
 )
