@@ -406,3 +406,34 @@ def test_a_random_start_is_the_same_on_every_worker(tmp_path):
         assert torch.equal(value, states[1][name]), name
     other = build_model(second, tmp_path / "modules").state_dict()
     assert not torch.equal(other["a1"], states[0]["a1"])  # another instance, another start
+
+
+def test_the_triton_backend_of_a_sweep_gives_the_torch_numbers(tmp_path):
+    """backend = "triton": the replica forms are emitted with their Triton kernels (run
+    here under Triton's interpreter when triton is installed, else their torch code), the
+    baselines are not; the numbers are the torch sweep's to rounding, and the backend is
+    part of each replica task's definition."""
+    torch_sweep = write(tmp_path, SMALL, "torch.toml")
+    triton_sweep = write(tmp_path, SMALL.replace('architectures = ["SK_RS", "1L"]',
+                                                 'architectures = ["SK_RS", "1L"]\n'
+                                                 'backend = "triton"'), "triton.toml")  # fmt: skip
+    tasks = {task.id: task for task in expand(read_sweep(triton_sweep))}
+    assert {tasks[i].backend for i in tasks} == {"torch", "triton"}
+    assert tasks["sk_n6_s0/SK_RS"].backend == "triton" and tasks["sk_n6_s0/1L"].backend == "torch"
+    plain = {task.id: task for task in expand(read_sweep(torch_sweep))}
+    assert tasks["sk_n6_s0/1L"].signature() == plain["sk_n6_s0/1L"].signature()
+    assert tasks["sk_n6_s0/SK_RS"].signature() != plain["sk_n6_s0/SK_RS"].signature()
+    runs = [run_sweep(read_sweep(path), tmp_path / path.stem, serial=True).parent
+            for path in (torch_sweep, triton_sweep)]  # fmt: skip
+    mine, theirs = finals(runs[1]), finals(runs[0])
+    assert set(mine) == set(theirs)
+    for key, (rows, final, _) in theirs.items():
+        for a, b in zip(mine[key][0], rows, strict=True):
+            assert a["free_energy"] == pytest.approx(b["free_energy"], rel=1e-8)
+        assert mine[key][1]["free_energy"] == pytest.approx(final["free_energy"], rel=1e-8)
+    recorded = json.loads((runs[1] / "sk_n6_s0" / "SK_RS" / "task.json").read_text())
+    assert recorded["task"]["backend"] == "triton"
+    bad = write(tmp_path, SMALL.replace('architectures = ["SK_RS", "1L"]',
+                                        'architectures = ["SK_RS"]\nbackend = "cuda"'))  # fmt: skip
+    with pytest.raises(ArnnGenError, match="backend must be torch or triton"):
+        read_sweep(bad)

@@ -27,6 +27,7 @@ annealing schedule; :func:`expand` turns it into independent :class:`SweepTask` 
     J = 1.0                           # and h, boundary, disorder, degree where they apply
     init = "paramagnetic"             # start of the emitted modules (baselines: random)
     batch_instances = false           # true: train the instances of a size together
+    backend = "torch"                 # "triton": the replica forms' Triton kernels
 
 A system ``general`` takes ``couplings = ["a.npz", "b.txt"]`` (its instances, relative to
 the sweep file) instead of sizes and instances. Every error is one line naming the key.
@@ -40,6 +41,12 @@ it was trained batched (``batched`` in task.json, and so in its signature). The 
 the other systems (cw, the lattices, rrg), frontier networks and ``init = "random"`` are
 trained one task at a time, as without the key. It needs Adam, without ``early_stop`` and
 ``compile``.
+
+``backend = "triton"`` emits the replica forms (SK_RS, SK_1RSB, SK_2RSB, dense or over a
+frontier, one instance or several) with their Triton kernels (``emit --backend triton``),
+which compute on CUDA; the other architectures, and every one on a CPU, run their torch
+code. The backend is part of a task's definition (``backend`` in task.json): a run folder
+trained with one backend is not resumed with the other.
 """
 
 from __future__ import annotations
@@ -103,6 +110,7 @@ _SYSTEM_OPTIONS = {
 }
 _SEEDED = ("sk", "ea2d", "ea3d", "rrg")
 _INITS = ("paramagnetic", "random")
+_BACKENDS = ("torch", "triton")
 _SCHEDULE_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
@@ -118,6 +126,7 @@ class SystemEntry:
     options: tuple[tuple[str, object], ...] = ()
     init: str = "paramagnetic"
     batch_instances: bool = False
+    backend: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,7 @@ class SweepTask:
     init: str = "paramagnetic"
     N: int = field(default=0)  # noqa: N815 (the number of spins, filled in by expand)
     batched: bool = False
+    backend: str = "torch"  # the kernels of its emitted module: "torch" or "triton"
 
     @property
     def group(self) -> str:
@@ -178,7 +188,8 @@ class SweepTask:
         if not self.batched:
             return None
         schedule = json.dumps(self.config.to_dict(), sort_keys=True)
-        return (self.system, self.N, self.architecture, self.options, self.init, schedule)
+        return (self.system, self.N, self.architecture, self.options, self.init, schedule,
+                self.backend)  # fmt: skip
 
     def system_options(self) -> dict:
         """Keyword options of :func:`arnn_gen.pipeline.resolve` for this instance."""
@@ -209,6 +220,7 @@ class SweepTask:
             "config": self.config.to_dict(),
             # only when true: the definitions of the tasks trained alone stay as they were
             **({"batched": True} if self.batched else {}),
+            **({"backend": self.backend} if self.backend != "torch" else {}),
         }
 
     def signature(self) -> str:
@@ -370,7 +382,7 @@ def _entry(table, index: int, base: Path) -> SystemEntry:
         raise ArnnGenError(f"{where}: system must be one of {', '.join(VARIANTS)}, got {system!r}")
     lattice = system in ("ea2d", "ea3d", "ising2d")
     size_key = "L" if lattice else "sizes"
-    allowed = {"system", "architectures", "init", "batch_instances",
+    allowed = {"system", "architectures", "init", "batch_instances", "backend",
                *(k for k, s in _SYSTEM_OPTIONS.items() if system in s)}  # fmt: skip
     if system == "general":
         allowed |= {"couplings", "format"}
@@ -391,6 +403,9 @@ def _entry(table, index: int, base: Path) -> SystemEntry:
     if not isinstance(batch_instances, bool):
         raise ArnnGenError(f"{where}: batch_instances must be true or false, got "
                            f"{batch_instances!r}")  # fmt: skip
+    backend = table.get("backend", "torch")
+    if backend not in _BACKENDS:
+        raise ArnnGenError(f"{where}: backend must be torch or triton, got {backend!r}")
     options = {k: table[k] for k in _SYSTEM_OPTIONS if k in table}
     if system == "general":
         files = _strings(table.get("couplings"), f"{where}: couplings")
@@ -409,7 +424,7 @@ def _entry(table, index: int, base: Path) -> SystemEntry:
         instances = (parse_instances(table["instances"], f"{where}: instances")
                      if "instances" in table else (0,))  # fmt: skip
     return SystemEntry(system, sizes, instances, architectures, tuple(sorted(options.items())),
-                       init, batch_instances)  # fmt: skip
+                       init, batch_instances, backend)  # fmt: skip
 
 
 def expand(sweep: Sweep) -> tuple[SweepTask, ...]:
@@ -442,7 +457,10 @@ def expand(sweep: Sweep) -> tuple[SweepTask, ...]:
                         variant, k = EMITTED[architecture]
                         _resolve(resolve, task, entry, variant=variant, k=k or 0)
                     batched = _is_batched(entry, architecture, task, dense)
-                    done = replace(task, architecture=architecture, N=spins, batched=batched)
+                    # the Triton kernels are the replica forms'; the others run torch code
+                    backend = entry.backend if architecture in BATCHED else "torch"
+                    done = replace(task, architecture=architecture, N=spins, batched=batched,
+                                   backend=backend)  # fmt: skip
                     if done.id in seen:
                         raise ArnnGenError(f"the sweep holds the task {done.id} twice")
                     seen.add(done.id)

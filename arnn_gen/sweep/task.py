@@ -82,7 +82,7 @@ def build_model(task: SweepTask, modules):
         variant, k = EMITTED[task.architecture]
         name = f"{task.system}_{task.architecture.lower()}_n{task.N}_s{task.instance}"
         stages = lower(task.system, variant=variant, k=k or 0, beta=beta, name=name,
-                       format=fmt, **options)  # fmt: skip
+                       format=fmt, backend=task.backend, **options)  # fmt: skip
         path = write_module(stages.ir, stages.source, stages.hamiltonian, modules, force=True)
         model_class = load_module(path).Model
         options = {"beta": beta, "dtype": dtype}
@@ -130,7 +130,7 @@ def build_bundle_model(tasks, modules):
     digest = hashlib.sha256(members).hexdigest()[:10]
     name = f"{first.system}_{first.architecture.lower()}_n{first.N}_k{len(tasks)}_{digest}"
     request = resolve(first.system, variant=variant, k=k or 0, beta=beta, name=name,
-                      format=fmt, **options)  # fmt: skip
+                      format=fmt, backend=first.backend, **options)  # fmt: skip
     if not request.is_batched():  # one couplings file: a module of that one instance
         request = replace(request, instance_files=(request.couplings,))
     stages = lower(request)
