@@ -916,8 +916,10 @@ class SherringtonKirkpatrickRS(torch.nn.Module):
                 import warnings
 
                 cause = error.__context__ or error  # the body's error, not capture_end's
-                warnings.warn(f"CUDA graph capture failed ({cause}); sampling eagerly",
-                              stacklevel=5)  # fmt: skip
+                reason = (str(cause).splitlines() or [type(cause).__name__])[0]
+                # stacklevel 4: the caller of sample or sample_with_log_prob
+                warnings.warn(f"CUDA graph capture failed ({reason}); sampling eagerly",
+                              stacklevel=4)  # fmt: skip
                 self.CUDA_GRAPHS = False
                 return self._draw(uniforms)
         _, graph, static_uniforms, outputs = self._graph

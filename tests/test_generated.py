@@ -104,8 +104,11 @@ def test_generated_files_are_ruff_formatted():
         ("rrg", {"N": 12, "k": 2, "backend": "triton"}),
         ("cw", {"N": 12, "variant": "inf", "J": (0.5, 1.0), "h": (0.0, 0.1)}),
         ("sk", {"N": 12, "instances": "0-2", "backend": "triton"}),
+        ("sk", {"N": 12, "instances": "3"}),
+        ("cw", {"N": 12, "variant": "inf", "h": (0.2,)}),
     ],
-    ids=["sk-triton", "sk-rs-triton", "rrg-triton", "cw-inf-instances", "sk-instances-triton"],
+    ids=["sk-triton", "sk-rs-triton", "rrg-triton", "cw-inf-instances", "sk-instances-triton",
+         "sk-one-instance", "cw-one-instance"],  # fmt: skip
 )
 def test_modules_not_in_generated_are_ruff_formatted_too(tmp_path, system, options):
     """The emitted modules outside generated/ (the Triton backend, Curie-Weiss instances)

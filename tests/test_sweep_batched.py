@@ -372,7 +372,8 @@ def test_a_bundle_stays_within_the_bounds_of_a_training_step():
     from arnn_gen.learn.train import TrainConfig
     from arnn_gen.sweep.task import bundle_capacity
 
-    for N, batch, samples in ((20, 2000, 20000), (1000, 2000, 20000), (200, 500, 1000)):  # noqa: N806
+    for N, batch, samples in ((20, 2000, 20000), (1000, 2000, 20000), (200, 500, 1000),  # noqa: N806
+                              (50, 2000, 100000)):  # fmt: skip
         config = TrainConfig(beta=1.0, batch=batch, eval_samples=samples)
         capacity = bundle_capacity(N, config)
         drawn = max(batch, samples, 2000)

@@ -312,10 +312,10 @@ def test_the_kernels_of_several_instances_equal_the_torch_code(tmp_path, interpr
     assert model._triton_runs(x)
     with torch.no_grad():
         torch.testing.assert_close(model.forward(x), reference.forward(x), **tolerance)
-    weights = torch.linspace(0.5, 1.5, BATCH, dtype=dtype, device=device)
+    weights = torch.linspace(0.5, 1.5, 3 * BATCH, dtype=dtype, device=device).view(3, BATCH)
     drawn = []
-    for module in (model, reference):
-        streams = [torch.Generator(device=device).manual_seed(7) for _ in range(3)]
+    for module in (model, reference):  # each instance its own stream: its own uniforms
+        streams = [torch.Generator(device=device).manual_seed(7 + k) for k in range(3)]
         spins, log_q = module.sample_with_log_prob(BATCH, generator=streams)
         (log_q * weights).sum().backward()
         drawn.append((spins, log_q.detach()))

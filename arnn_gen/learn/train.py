@@ -45,6 +45,7 @@ from arnn_gen.learn.observables import Estimates, effective_sample_size, estimat
 
 __all__ = [
     "METRIC_KEYS",
+    "OVERLAP_FINAL_SAMPLES",
     "OPTIMIZERS",
     "TrainConfig",
     "FitConfig",

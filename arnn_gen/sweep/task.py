@@ -49,16 +49,15 @@ def run_folder(task: SweepTask, out) -> Path:
 def bundle_capacity(N: int, config=None) -> int:  # noqa: N803
     """Most instances of N spins one module holds: their K [N, N] couplings within the
     dense budget (arnn_gen.checks.MAX_DENSE_N), at most MAX_INSTANCES, and with ``config``
-    (a TrainConfig) K x N x the largest batch it draws (training, estimate, P(q)) within
-    MAX_BATCH_SPINS, the bound of ``arnn-gen train`` on a module of several instances."""
+    (a TrainConfig) K x N x the most samples it holds at once (a training batch, an
+    estimate's eval_samples, P(q)) within MAX_BATCH_SPINS, the bound of ``arnn-gen train``
+    on a module of several instances."""
     from arnn_gen.checks import MAX_BATCH_SPINS, MAX_DENSE_N
-    from arnn_gen.learn.train import OVERLAP_FINAL_SAMPLES
     from arnn_gen.systems.instances import MAX_INSTANCES
 
     capacity = min(MAX_INSTANCES, MAX_DENSE_N**2 // max(1, N * N))
-    if config is not None:  # estimates draw batch at a time; the final P(q) at once
-        final = min(config.eval_samples, OVERLAP_FINAL_SAMPLES)
-        drawn = max(config.batch, final, OVERLAP_SAMPLES)
+    if config is not None:  # the estimates keep all their samples, as the final P(q) does
+        drawn = max(config.batch, config.eval_samples, OVERLAP_SAMPLES)
         capacity = min(capacity, MAX_BATCH_SPINS // max(1, drawn * N))
     return max(1, capacity)
 
