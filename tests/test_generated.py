@@ -107,8 +107,15 @@ def test_generated_files_are_ruff_formatted():
         ("sk", {"N": 12, "instances": "3"}),
         ("cw", {"N": 12, "variant": "inf", "h": (0.2,)}),
     ],
-    ids=["sk-triton", "sk-rs-triton", "rrg-triton", "cw-inf-instances", "sk-instances-triton",
-         "sk-one-instance", "cw-one-instance"],  # fmt: skip
+    ids=[
+        "sk-triton",
+        "sk-rs-triton",
+        "rrg-triton",
+        "cw-inf-instances",
+        "sk-instances-triton",
+        "sk-one-instance",
+        "cw-one-instance",
+    ],  # fmt: skip
 )
 def test_modules_not_in_generated_are_ruff_formatted_too(tmp_path, system, options):
     """The emitted modules outside generated/ (the Triton backend, Curie-Weiss instances)
