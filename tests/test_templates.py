@@ -66,6 +66,7 @@ MACHINERY_TEMPLATES = (
     "replica_triton_methods.py.j2",
     "replica_triton_gradients.py.j2",
     "layout_macros.py.j2",
+    "triton_macros.py.j2",
     "frontier_blocks.py.j2",
     "frontier_triton_methods.py.j2",
     "frontier_triton_gradients.py.j2",
