@@ -438,7 +438,8 @@ def _checked_out(path: str, force: bool) -> Path:
               help="Extra steps at the first beta.")  # fmt: skip
 @click.option("--batch", type=int, default=2000, show_default=True)
 @click.option("--lr", type=float, default=None,
-              help="Learning rate (default: Adam 1e-3, natural 0.2).")  # fmt: skip
+              help="Learning rate (default: natural 0.2; Adam 1e-3, for replica forms wider "
+                   "than 50 later sites 1e-3 * 50 / width).")  # fmt: skip
 @click.option("--optimizer", type=click.Choice(("adam", "natural")), default="adam",
               show_default=True, help="natural: per-site Fisher (replica forms).")  # fmt: skip
 @click.option("--damping", type=float, default=None,

@@ -146,6 +146,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         model = make_model(args.arch, args.instance, config.betas()[0], args.dtype,
                            Path(folder), args.init, args.offset)  # fmt: skip
+        config = config.for_model(model)  # the learning rate it runs, when --lr is left out
         clock = time.perf_counter()
         result = train(model, config, None, progress=False)
         seconds = time.perf_counter() - clock

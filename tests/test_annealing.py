@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 from internals import member
 
-from arnn_gen.learn.train import TrainConfig, follow_beta, train
+from arnn_gen.errors import ArnnGenError
+from arnn_gen.learn.baselines import make_baseline
+from arnn_gen.learn.train import TrainConfig, follow_beta, hamiltonian_of, logit_width, train
 
 
 @pytest.mark.parametrize("k", [0, 1, 2])
@@ -80,12 +84,40 @@ def test_learning_rate_falls_along_a_cosine_within_each_beta():
 
 
 def test_learning_rate_options_are_checked():
-    from arnn_gen.errors import ArnnGenError
-
     with pytest.raises(ArnnGenError, match="lr_min"):
         TrainConfig(beta=1.0, lr=1e-3, lr_min=1e-2)
     with pytest.raises(ArnnGenError, match="warmup_steps"):
         TrainConfig(beta=1.0, warmup_steps=-1)
+
+
+def test_default_learning_rate_falls_with_the_width_of_the_replica_forms(emitted, tmp_path):
+    """Without --lr, Adam runs at 1e-3 except for replica forms whose logits sum over more
+    than 50 later sites (N - 1 dense, FRONTIER_WIDTH over a frontier): 1e-3 * 50 / width;
+    the baselines, runs without follow_beta and the natural gradient keep their own rate,
+    and a run records the rate it ran."""
+    config = TrainConfig(beta=0.2, beta_start=0.1, beta_step=0.1, steps_per_beta=1,
+                         batch=16, eval_samples=16)  # fmt: skip
+    assert config.lr is None
+    wide = emitted("sk", variant="krsb", k=1, N=101, seed=0).Model(beta=0.1)
+    assert logit_width(wide) == 100
+    assert config.for_model(wide).lr == pytest.approx(5e-4, rel=1e-12)
+    assert replace(config, follow_beta=False).for_model(wide).lr == 1e-3
+    assert replace(config, optimizer="natural").for_model(wide).lr == 0.2
+    assert replace(config, lr=3e-3).for_model(wide).lr == 3e-3
+    narrow = emitted("sk", variant="rs", N=51, seed=0).Model(beta=0.1)
+    assert config.for_model(narrow).lr == 1e-3
+    baseline = make_baseline("1L", hamiltonian_of(wide), beta=0.1)
+    assert config.for_model(baseline).lr == 1e-3
+    lattice = emitted("ea2d", variant="rs", L=4, W=4, seed=0).Model(beta=0.1)
+    assert logit_width(lattice) == lattice.FRONTIER_WIDTH < 50
+    assert config.for_model(lattice).lr == 1e-3
+    framed = SimpleNamespace(N=10**4, FRONTIER_WIDTH=200, BETA_SCALED=("a1",))
+    assert config.for_model(framed).lr == pytest.approx(2.5e-4, rel=1e-12)
+    train(wide, config, tmp_path / "run", progress=False)
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert recorded["lr"] == pytest.approx(5e-4, rel=1e-12)
+    with pytest.raises(ArnnGenError, match="lr_min"):  # above the default it resolves to
+        train(wide, replace(config, lr_min=1e-3), None, progress=False)
 
 
 def test_every_beta_is_estimated_on_eval_samples_with_error_bars(emitted, tmp_path):

@@ -88,8 +88,9 @@ def test_natural_gradient_trains_and_is_refused_where_it_cannot_apply(emitted):
     module = emitted("sk", variant="krsb", k=1, N=8, seed=2)
     config = TrainConfig(beta=1.0, beta_start=1.0, steps_per_beta=40, batch=1000,
                          optimizer="natural", eval_samples=20000, dtype="float64")  # fmt: skip
-    assert config.lr == 0.2
-    result = train(module.Model(beta=1.0, dtype=torch.float64), config, None, progress=False)
+    model = module.Model(beta=1.0, dtype=torch.float64)
+    assert config.lr is None and config.for_model(model).lr == 0.2
+    result = train(model, config, None, progress=False)
     assert result.final["relative_error"] < 2e-4
     cw = emitted("cw", variant="inf", N=8)
     with pytest.raises(ArnnGenError, match="per-site gradients"):

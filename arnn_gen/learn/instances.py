@@ -175,6 +175,7 @@ def train_instances(
         raise ArnnGenError("a module of several instances trains with Adam (--optimizer adam)")
     if config.compile:
         raise ArnnGenError("a module of several instances runs eagerly: leave out --compile")
+    config = config.for_model(model)
     device = torch.device(config.device)
     model.to(device=device, dtype=getattr(torch, config.dtype))
     count, labels = model.INSTANCES, model.INSTANCE_LABELS

@@ -30,7 +30,7 @@ import io
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ __all__ = [
     "FitConfig",
     "TrainResult",
     "beta_schedule",
+    "default_learning_rate",
+    "logit_width",
     "exact_free_energy",
     "reference_free_energy",
     "follow_beta",
@@ -87,8 +89,11 @@ METRIC_KEYS = (
     "relative_error_is",
     "relative_error_is_sem",
 )
-#: Optimizers of variational training and their default learning rates.
+#: Optimizers of variational training and their base learning rates (default_learning_rate).
 OPTIMIZERS = {"adam": 1e-3, "natural": NATURAL_LR}
+#: The widest logit (later sites summed over) at which the replica forms keep Adam's base
+#: rate; above it their default falls as 1 / width (default_learning_rate).
+ADAM_REFERENCE_WIDTH = 50
 #: Exact references by enumeration up to this size (the CW formula covers any N).
 MAX_REFERENCE_N = 20
 #: Exact references by frontier elimination up to this width: O(N 2^w) per beta.
@@ -119,7 +124,7 @@ class TrainConfig:
     steps_per_beta: int = 1000
     warmup_steps: int = 0  # extra steps at the first beta, before its steps_per_beta
     batch: int = 2000
-    lr: float | None = None  # None: the optimizer's default (Adam 1e-3, natural NATURAL_LR)
+    lr: float | None = None  # None: default_learning_rate of the model (for_model)
     lr_min: float | None = None  # each beta's lr falls from lr to lr_min (cosine); None: fixed
     follow_beta: bool = True  # scale the model's BETA_SCALED parameters with beta (annealing)
     optimizer: str = "adam"  # or "natural": SiteNaturalGradient (replica modules)
@@ -141,11 +146,10 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ArnnGenError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
                                f"got {self.optimizer!r}")  # fmt: skip
-        if self.lr is None:  # frozen: set once, so that to_dict holds the value used
-            object.__setattr__(self, "lr", OPTIMIZERS[self.optimizer])
-        _positive("lr", self.lr)
+        if self.lr is not None:  # None: set by for_model, once the model is known
+            _positive("lr", self.lr)
         _positive("damping", self.damping)
-        if self.lr_min is not None and _positive("lr_min", self.lr_min) > self.lr:
+        if self.lr_min is not None and _positive("lr_min", self.lr_min) > (self.lr or math.inf):
             raise ArnnGenError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
         _positive("eval_samples", self.eval_samples, integer=True)
         if self.eval_samples < 2:
@@ -165,6 +169,14 @@ class TrainConfig:
             _positive("early_stop", self.early_stop)
         if self.dtype not in ("float32", "float64"):
             raise ArnnGenError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def for_model(self, model) -> TrainConfig:
+        """This configuration with its learning rate set: the one given, else
+        :func:`default_learning_rate` of ``model`` (what the trainer runs, and what its
+        run folder and checkpoints record)."""
+        if self.lr is not None:
+            return self
+        return replace(self, lr=default_learning_rate(model, self))
 
     def betas(self) -> tuple[float, ...]:
         return beta_schedule(self.beta_start, self.beta, self.beta_step)
@@ -187,6 +199,33 @@ class TrainConfig:
             return self.lr
         progress = step / (self.steps_per_beta - 1)
         return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def logit_width(model) -> int:
+    """The most later sites whose terms one logit of ``model`` sums: FRONTIER_WIDTH for a
+    network over a frontier, else N - 1 (a dense network: site 0 sums over all the others)."""
+    width = getattr(model, "FRONTIER_WIDTH", None)
+    return int(width) if width is not None else max(int(model.N) - 1, 1)
+
+
+def default_learning_rate(model, config: TrainConfig) -> float:
+    """The learning rate a run of ``model`` takes when none is given.
+
+    The natural gradient: NATURAL_LR. Adam: 1e-3 (the paper's), except for the networks
+    whose parameters follow beta (BETA_SCALED, with config.follow_beta: the replica forms,
+    dense or over a frontier), where it is 1e-3 min(1, ADAM_REFERENCE_WIDTH / w), w =
+    :func:`logit_width`. Adam moves every weight by about its learning rate per step, and a
+    logit sums a_0 g over w later sites, so a step's noise in the logits grows as lr w
+    (measured: linear in N from 20 to 100); the replica forms reach each beta by follow_beta
+    rather than by Adam's steps, so their step can be sized for its noise, while the
+    baselines (1L, MADE), whose weights must grow with beta through Adam alone, keep 1e-3.
+    docs/RESULTS.md ("N = 100") has the measurements.
+    """
+    if config.optimizer != "adam":
+        return OPTIMIZERS[config.optimizer]
+    if not (config.follow_beta and getattr(model, "BETA_SCALED", ())):
+        return OPTIMIZERS["adam"]
+    return OPTIMIZERS["adam"] * min(1.0, ADAM_REFERENCE_WIDTH / logit_width(model))
 
 
 def beta_schedule(start: float, stop: float, step: float) -> tuple[float, ...]:
@@ -512,6 +551,7 @@ def train(
     """
     from arnn_gen.learn.instances import is_batched, train_instances
 
+    config = config.for_model(model)
     if is_batched(model):  # K instances: one TrainResult each, RUN/instance_<label>/
         if parallel is not None or after_beta is not None or before_checkpoint is not None:
             raise ArnnGenError("a module of several instances trains in one process, "

@@ -125,7 +125,8 @@ def markdown(summary: dict) -> str:
         f"# {summary['title']}",
         "",
         f"beta {config['beta_start']} -> {config['beta']} in steps of {config['beta_step']}, "
-        f"{config['steps_per_beta']} steps per beta, batch {config['batch']}, lr {config['lr']}, "
+        f"{config['steps_per_beta']} steps per beta, batch {config['batch']}, "
+        f"lr {config['lr'] or 'the default'}, "
         f"seed {config['seed']}; torch {summary['torch']}, device {config['device']}"
         f"{' (compiled)' if config.get('compile') else ''}; {summary['tasks']} tasks, "
         f"{summary['seconds']:.0f} s of training in all.",
